@@ -1,0 +1,42 @@
+"""One exception tree for the package: every user-facing failure is an ``OnnxDreamError``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class OnnxDreamError(Exception):
+    """Root of all onnxdream errors; the CLI prints its message on one line and exits 2."""
+
+    exit_code = 2
+
+
+class BadModelError(OnnxDreamError):
+    """A model file is missing, unreadable, invalid or unsafe."""
+
+
+class UnknownLayerError(OnnxDreamError):
+    """A layer name matches no node and no scope of the model."""
+
+
+class UnsupportedOpError(OnnxDreamError):
+    """The torch mirror has no converter for an op at the model's opset."""
+
+
+class MismatchError(OnnxDreamError):
+    """A check found a numerical difference (exit code 1, as ``diff`` does)."""
+
+    exit_code = 1
+
+
+def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """Return a ``did you mean ...?`` clause for ``name`` among ``choices`` (empty if none close)."""
+    pool = list(choices)
+    close = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
+    if not close:
+        # Prefix matches catch "_blocks" -> "_blocks.0" where difflib's ratio is too low.
+        close = [c for c in pool if c.startswith(name)][:n]
+    if not close:
+        return ""
+    return "did you mean " + ", ".join(repr(c) for c in close) + "?"

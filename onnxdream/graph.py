@@ -1,0 +1,175 @@
+"""Layers of an ONNX graph: nodes, scopes (name prefixes) and the tensors that are their activations."""
+
+from __future__ import annotations
+
+import fnmatch
+import heapq
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+import onnx
+
+from onnxdream.errors import UnknownLayerError, suggest
+
+_SEPARATOR = re.compile(r"[./]")
+
+
+def scopes_of(name: str) -> list[str]:
+    """Proper prefixes of ``name`` that end just before a separator: ``a.b/c`` -> ``a``, ``a.b``."""
+    return [name[: m.start()] for m in _SEPARATOR.finditer(name) if m.start() > 0]
+
+
+def scope_at_depth(name: str, depth: int) -> str:
+    """Collapse ``name`` to its first ``depth`` components (``_blocks.3._bn1``, 2 -> ``_blocks.3``)."""
+    cuts = [m.start() for m in _SEPARATOR.finditer(name) if m.start() > 0]
+    return name if depth > len(cuts) else name[: cuts[depth - 1]]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Something a user can target by name, and the tensors that are its activation."""
+
+    name: str
+    kind: str  # "node", "scope" or "tensor"
+    nodes: tuple[int, ...]
+    outputs: tuple[str, ...]
+
+
+class GraphIndex:
+    """Producer/consumer maps, a topological order and layer resolution for one graph."""
+
+    def __init__(self, graph: onnx.GraphProto, source: str = "<model>") -> None:
+        self.graph = graph
+        self.source = source
+        self.nodes = list(graph.node)
+        self.producer: dict[str, int] = {}
+        self.consumers: dict[str, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for out in node.output:
+                if out:
+                    self.producer[out] = i
+            for inp in node.input:
+                if inp:
+                    self.consumers.setdefault(inp, []).append(i)
+        self.initializers = {t.name for t in graph.initializer}
+        self.graph_outputs = [o.name for o in graph.output]
+        self.graph_inputs = [i.name for i in graph.input if i.name not in self.initializers]
+
+    @cached_property
+    def order(self) -> list[int]:
+        """Node indices in a topological order, ties broken by position in the file."""
+        indegree = [0] * len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            indegree[i] = len({self.producer[x] for x in node.input if x in self.producer})
+        ready = [i for i, d in enumerate(indegree) if d == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(i)
+            successors = {c for out in self.nodes[i].output if out for c in self.consumers.get(out, [])}
+            for c in successors:
+                indegree[c] -= 1
+                if indegree[c] == 0:
+                    heapq.heappush(ready, c)
+        return order
+
+    @cached_property
+    def position(self) -> dict[int, int]:
+        """Node index -> rank in :attr:`order`."""
+        return {node: rank for rank, node in enumerate(self.order)}
+
+    @cached_property
+    def constant_tensors(self) -> set[str]:
+        """Tensors that do not depend on a graph input (initializers and what folds from them)."""
+        constant = set(self.initializers)
+        for i in self.order:
+            node = self.nodes[i]
+            if all(x in constant for x in node.input if x):
+                constant.update(x for x in node.output if x)
+        return constant
+
+    def is_constant(self, index: int) -> bool:
+        """Whether node ``index`` computes only constants."""
+        return all(x in self.constant_tensors for x in self.nodes[index].output if x)
+
+    def activations(self, index: int) -> tuple[str, ...]:
+        """A node's outputs that something uses (or its first output when none is used)."""
+        outs = [x for x in self.nodes[index].output if x]
+        used = [x for x in outs if x in self.consumers or x in self.graph_outputs]
+        return tuple(used or outs[:1])
+
+    @cached_property
+    def by_name(self) -> dict[str, int]:
+        """Node name -> index (named nodes only; the first wins if names repeat)."""
+        names: dict[str, int] = {}
+        for i, node in enumerate(self.nodes):
+            if node.name:
+                names.setdefault(node.name, i)
+        return names
+
+    @cached_property
+    def scopes(self) -> dict[str, list[int]]:
+        """Scope name -> member node indices (a node named exactly like the scope belongs to it)."""
+        members: dict[str, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for scope in scopes_of(node.name):
+                members.setdefault(scope, []).append(i)
+        for scope, nodes in members.items():
+            if scope in self.by_name:
+                nodes.append(self.by_name[scope])
+        return members
+
+    def layer_names(self) -> list[str]:
+        """Every node name and scope, in topological order of first appearance."""
+        seen: dict[str, None] = {}
+        for i in self.order:
+            name = self.nodes[i].name
+            for scope in scopes_of(name):
+                seen.setdefault(scope)
+            if name:
+                seen.setdefault(name)
+        return list(seen)
+
+    def boundary_outputs(self, members: Iterable[int]) -> tuple[str, ...]:
+        """Tensors produced inside ``members`` and used outside them (or by the graph's outputs)."""
+        inside = set(members)
+        outputs = []
+        for i in sorted(inside, key=self.position.__getitem__):
+            for out in self.nodes[i].output:
+                if not out:
+                    continue
+                users = self.consumers.get(out, [])
+                if out in self.graph_outputs or any(u not in inside for u in users):
+                    outputs.append(out)
+        return tuple(outputs)
+
+    def resolve(self, name: str) -> Layer:
+        """Resolve a node name, a scope, or (failing both) a tensor name.
+
+        Raises:
+            UnknownLayerError: nothing matches; the message suggests the nearest names.
+        """
+        if name in self.by_name:
+            index = self.by_name[name]
+            return Layer(name, "node", (index,), self.activations(index))
+        if name in self.scopes:
+            members = tuple(sorted(set(self.scopes[name]), key=self.position.__getitem__))
+            return Layer(name, "scope", members, self.boundary_outputs(members))
+        if name in self.producer:
+            return Layer(name, "tensor", (self.producer[name],), (name,))
+        hint = suggest(name, self.layer_names())
+        raise UnknownLayerError(
+            f"{self.source}: unknown layer {name!r}" + (f"; {hint}" if hint else "")
+        )
+
+    def resolve_many(self, names: Iterable[str]) -> list[Layer]:
+        """Resolve names in order, dropping duplicates; all are validated before returning."""
+        unique = list(dict.fromkeys(names))
+        return [self.resolve(n) for n in unique]
+
+    def match(self, pattern: str) -> list[str]:
+        """Layer names (nodes and scopes) matching a shell glob, in topological order."""
+        return [n for n in self.layer_names() if fnmatch.fnmatchcase(n, pattern)]
