@@ -1,0 +1,5 @@
+"""onnxdream: keep, rebuild and expose layer names in ONNX models; Deep Dream by layer name."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

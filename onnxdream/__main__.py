@@ -1,0 +1,5 @@
+"""``python -m onnxdream`` runs the CLI."""
+
+from onnxdream.cli import main
+
+main()

@@ -1,0 +1,24 @@
+"""The ``onnxdream`` command line: a thin skin over the library (one module per command)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="onnxdream",
+    help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""One module per CLI command; each exposes a typer-ready function that ``cli.py`` registers."""

@@ -1,0 +1,170 @@
+"""ONNX Runtime sessions: one place for provider choice (CUDA/CPU), quiet fallback and caching."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from onnxdream.errors import OnnxDreamError
+from onnxdream.io import PROTO_LIMIT, save_model
+
+DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZATIONS = {
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+}
+_PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence ONNX Runtime's loader chatter: C++ logging and printed hints on fds 1 and 2."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        with open(os.devnull, "w") as devnull, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for fd in saved:
+                os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        sys.stdout.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _probe_model() -> bytes:
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]).SerializeToString()
+
+
+@cache
+def cuda_available() -> bool:
+    """Whether ONNX Runtime's CUDA provider really loads here (not merely listed)."""
+    if _PROVIDERS["cuda"] not in ort.get_available_providers():
+        return False
+    with _quiet_stderr():
+        if hasattr(ort, "preload_dlls"):
+            # Finds the CUDA/cuDNN libraries shipped with torch's CUDA build (no system CUDA).
+            with contextlib.suppress(Exception):
+                ort.preload_dlls()
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        try:
+            session = ort.InferenceSession(
+                _probe_model(), options, providers=[_PROVIDERS["cuda"], _PROVIDERS["cpu"]]
+            )
+        except Exception:
+            return False
+    return session.get_providers()[0] == _PROVIDERS["cuda"]
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto|cpu|cuda`` to the device that will really be used.
+
+    Raises:
+        OnnxDreamError: unknown device, or ``cuda`` asked for where it does not load.
+    """
+    if device not in DEVICES:
+        raise OnnxDreamError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise OnnxDreamError(
+            "device 'cuda' requested but ONNX Runtime's CUDA provider does not load here "
+            "(needs an NVIDIA GPU with onnxruntime-gpu and CUDA libraries); use --device cpu"
+        )
+    return device
+
+
+@dataclass
+class Session:
+    """An ONNX Runtime session and the device it really runs on."""
+
+    session: ort.InferenceSession
+    device: str
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.session.get_inputs()]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
+
+    def run(
+        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the model; returns ``{output name: array}``."""
+        names = list(outputs) if outputs is not None else self.output_names
+        return dict(zip(names, self.session.run(names, dict(feeds)), strict=True))
+
+
+_cache: dict[tuple[str, str, str], Session] = {}
+
+
+def _model_key(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[str, bytes | str]:
+    if isinstance(model, onnx.ModelProto):
+        if model.ByteSize() >= PROTO_LIMIT:
+            folder = Path(tempfile.mkdtemp(prefix="onnxdream-ort-"))
+            path = save_model(model, folder / "model.onnx", external_data=True)
+            return str(path), str(path)
+        data = model.SerializeToString()
+        return hashlib.sha256(data).hexdigest(), data
+    path = Path(model).resolve()
+    return f"{path}:{path.stat().st_mtime_ns}", str(path)
+
+
+def make_session(
+    model: onnx.ModelProto | str | os.PathLike[str],
+    device: str = "auto",
+    optimization: str = "all",
+) -> Session:
+    """Create (or reuse) a session for ``model`` on ``device`` with the given graph optimisation.
+
+    Raises:
+        OnnxDreamError: bad device or optimisation level, or ONNX Runtime rejects the model.
+    """
+    if optimization not in OPTIMIZATIONS:
+        raise OnnxDreamError(
+            f"unknown optimisation level {optimization!r}; choose one of {', '.join(OPTIMIZATIONS)}"
+        )
+    resolved = resolve_device(device)
+    key, source = _model_key(model)
+    cache_key = (key, resolved, optimization)
+    if cache_key not in _cache:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = OPTIMIZATIONS[optimization]
+        options.log_severity_level = 3
+        providers = [_PROVIDERS["cuda"], _PROVIDERS["cpu"]] if resolved == "cuda" else [_PROVIDERS["cpu"]]
+        try:
+            session = ort.InferenceSession(source, options, providers=providers)
+        except Exception as exc:  # ORT raises several unrelated types for a bad model
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxDreamError(f"ONNX Runtime cannot load the model: {first}") from None
+        used = "cuda" if session.get_providers()[0] == _PROVIDERS["cuda"] else "cpu"
+        _cache[cache_key] = Session(session, used)
+    return _cache[cache_key]
+
+
+def clear_cache() -> None:
+    """Forget cached sessions (frees their memory)."""
+    _cache.clear()
