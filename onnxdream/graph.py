@@ -161,9 +161,7 @@ class GraphIndex:
         if name in self.producer:
             return Layer(name, "tensor", (self.producer[name],), (name,))
         hint = suggest(name, self.layer_names())
-        raise UnknownLayerError(
-            f"{self.source}: unknown layer {name!r}" + (f"; {hint}" if hint else "")
-        )
+        raise UnknownLayerError(f"{self.source}: unknown layer {name!r}" + (f"; {hint}" if hint else ""))
 
     def resolve_many(self, names: Iterable[str]) -> list[Layer]:
         """Resolve names in order, dropping duplicates; all are validated before returning."""

@@ -40,9 +40,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 
 def _external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return [
-        t
-        for t in external_data_helper._get_all_tensors(model)
-        if external_data_helper.uses_external_data(t)
+        t for t in external_data_helper._get_all_tensors(model) if external_data_helper.uses_external_data(t)
     ]
 
 
@@ -83,9 +81,7 @@ def _check_versions(model: onnx.ModelProto, path: Path) -> None:
     newest = onnx.defs.onnx_opset_version()
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version > newest:
-            raise BadModelError(
-                f"{path}: opset {opset.version} is newer than this onnx supports ({newest})"
-            )
+            raise BadModelError(f"{path}: opset {opset.version} is newer than this onnx supports ({newest})")
 
 
 def read_proto(path: PathLike) -> onnx.ModelProto:

@@ -51,7 +51,8 @@ def light_zoo_path(name: str) -> Path:
     if name not in LIGHT_ZOO:
         hint = suggest(name, LIGHT_ZOO)
         raise OnnxDreamError(
-            f"unknown zoo model {name!r}" + (f"; {hint}" if hint else "")
+            f"unknown zoo model {name!r}"
+            + (f"; {hint}" if hint else "")
             + f" (available: {', '.join(LIGHT_ZOO)})"
         )
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / LIGHT_ZOO[name]
