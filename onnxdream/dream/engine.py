@@ -1,0 +1,279 @@
+"""The dream loop: octaves of jittered, normalised gradient ascent, with forward checks and progress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from onnxdream.dream.activations import ActivationModel
+from onnxdream.dream.checks import CheckSummary, ForwardChecker
+from onnxdream.dream.image import fit_size, resize_array, to_pil
+from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective, guide_features
+from onnxdream.dream.octaves import minimum_size, octave_sizes, resize
+from onnxdream.dream.preprocess import Preprocess
+from onnxdream.dream.step import GRAD_NORMS, ascent_step
+from onnxdream.dream.tiling import Gradient, compute_gradient, objective_value
+from onnxdream.errors import MismatchError, OnnxDreamError
+
+GUIDE_SIZE = 512
+"""A guide image is shrunk so its longer side is at most this many pixels."""
+
+
+@dataclass
+class DreamOptions:
+    """Everything that shapes one dream (the CLI options of the same names)."""
+
+    loss: str = "l2"
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10
+    lr: float = 0.01
+    grad_norm: str = "mean"
+    jitter: int = 32
+    tile: int | None = None
+    seed: int = 0
+    guide: np.ndarray | None = None
+    check: bool = True
+    check_every: int | None = None
+    on_mismatch: str = "error"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise OnnxDreamError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.grad_norm not in GRAD_NORMS:
+            raise OnnxDreamError(
+                f"unknown gradient normalisation {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
+            )
+        if self.on_mismatch not in ("error", "warn"):
+            raise OnnxDreamError(f"--on-mismatch must be 'error' or 'warn', got {self.on_mismatch!r}")
+        if self.steps < 1:
+            raise OnnxDreamError(f"--steps must be at least 1, got {self.steps}")
+        if not self.lr > 0:
+            raise OnnxDreamError(f"--lr must be positive, got {self.lr}")
+        if self.jitter < 0:
+            raise OnnxDreamError(f"--jitter must be 0 or more, got {self.jitter}")
+        if self.check_every is not None and self.check_every < 1:
+            raise OnnxDreamError(f"--check-every must be at least 1, got {self.check_every}")
+
+
+@dataclass
+class DreamResult:
+    """What a dream did: sizes, objective before and after, time, checks and warnings."""
+
+    layers: list[str]
+    sizes: list[tuple[int, int]]
+    steps: int
+    objective_before: float
+    objective_after: float
+    seconds: float
+    seed: int
+    device: str
+    checks: CheckSummary = field(default_factory=CheckSummary)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def gain(self) -> float:
+        """How many times the objective grew (``inf`` from a zero start)."""
+        if self.objective_before == 0:
+            return float("inf") if self.objective_after > 0 else 1.0
+        return self.objective_after / self.objective_before
+
+    def summary(self) -> str:
+        h, w = self.sizes[-1]
+        return (
+            f"dreamed {w}x{h} on {', '.join(self.layers)}: {len(self.sizes)} octaves x {self.steps} steps "
+            f"in {self.seconds:.1f}s on {self.device}; objective {self.objective_before:.4g} -> "
+            f"{self.objective_after:.4g} (x{self.gain:.2f}); check {self.checks.describe()}; seed {self.seed}"
+        )
+
+
+CheckerFactory = Callable[[list[str]], ForwardChecker]
+
+
+class Dreamer:
+    """Dreams with one network; per-layer-set state (checker, minimum size) is built once and reused."""
+
+    def __init__(
+        self,
+        net: ActivationModel,
+        preprocess: Preprocess,
+        device: torch.device,
+        checker_factory: CheckerFactory | None = None,
+    ) -> None:
+        self.net = net
+        self.preprocess = preprocess
+        self.device = device
+        self.checker_factory = checker_factory
+        self._checkers: dict[tuple[str, ...], ForwardChecker] = {}
+        self._minimum: dict[tuple[str, ...], int] = {}
+
+    def layer_names(self) -> list[str]:
+        return self.net.layer_names()
+
+    def _evaluate(self, objective: Objective) -> Callable:
+        layers = objective.layers
+
+        def evaluate(pixels: torch.Tensor):
+            model_input = self.preprocess.to_model(pixels)
+            acts = self.net(model_input, layers)
+            return objective(acts), acts, model_input
+
+        return evaluate
+
+    def minimum_size(self, layers: Sequence[str]) -> int:
+        """Smallest square side the target layers can dream at (probed once per layer set)."""
+        key = tuple(layers)
+        if key not in self._minimum:
+
+            @torch.no_grad()
+            def probe(side: int) -> list[tuple[int, ...]]:
+                x = torch.zeros(1, 3, side, side, device=self.device)
+                acts = self.net(self.preprocess.to_model(x), list(layers))
+                return [tuple(t.shape) for v in acts.values() for t in ([v] if torch.is_tensor(v) else v)]
+
+            self._minimum[key] = minimum_size(probe)
+        return self._minimum[key]
+
+    def checker(self, layers: Sequence[str]) -> ForwardChecker | None:
+        if self.checker_factory is None:
+            return None
+        key = tuple(layers)
+        if key not in self._checkers:
+            self._checkers[key] = self.checker_factory(list(layers))
+        return self._checkers[key]
+
+    def _guides(self, objective: Objective, guide: np.ndarray) -> dict[str, torch.Tensor]:
+        guide = resize_array(guide, fit_size(guide.shape[0], guide.shape[1], GUIDE_SIZE))
+        minimum = self.minimum_size(objective.layers)
+        if min(guide.shape[:2]) < minimum:
+            raise OnnxDreamError(
+                f"guide image is {guide.shape[1]}x{guide.shape[0]}, too small for the target layers "
+                f"(at least {minimum}x{minimum})"
+            )
+        pixels = _to_tensor(guide, self.device)
+        with torch.no_grad():
+            acts = self.net(self.preprocess.to_model(pixels), objective.layers)
+            return {key: guide_features(value) for key, value in objective.select(acts).items()}
+
+    def run(
+        self, image: np.ndarray, specs: Sequence[LayerSpec], options: DreamOptions
+    ) -> tuple[Image.Image, DreamResult]:
+        """Dream on an HxWx3 float image in [0, 1]; returns the dreamed image and what happened.
+
+        Raises:
+            UnknownLayerError: a layer the network does not have (exit 2, nearest names suggested).
+            OnnxDreamError: bad options, an image too small for the layers, a layer without gradient.
+            MismatchError: a forward check failed and ``on_mismatch`` is ``"error"``.
+        """
+        start = time.perf_counter()
+        self.net.validate([s.layer for s in specs])
+        objective = Objective(list(specs), options.loss)
+        layers = objective.layers
+        minimum = self.minimum_size(layers)
+        if options.tile is not None and options.tile < minimum:
+            raise OnnxDreamError(
+                f"--tile {options.tile} is below the smallest size the layers take ({minimum})"
+            )
+        if options.guide is not None:
+            objective.guides = self._guides(objective, options.guide)
+        height, width = image.shape[:2]
+        sizes = octave_sizes(height, width, options.octaves, options.octave_scale, minimum)
+        checker = self.checker(layers) if options.check else None
+        check_every = options.check_every or options.steps
+        rng = np.random.default_rng(options.seed)
+        evaluate = self._evaluate(objective)
+        result = DreamResult(
+            [str(s) for s in specs], sizes, options.steps, 0.0, 0.0, 0.0, options.seed, str(self.device)
+        )
+
+        original = _to_tensor(image, self.device)
+        result.objective_before = objective_value(evaluate, original, options.tile)
+        bases = [resize(original, size) for size in sizes]
+        detail = torch.zeros_like(bases[0])
+        with _progress(options.progress, len(sizes) * options.steps) as bar:
+            for octave, base in enumerate(bases):
+                detail = resize(detail, tuple(base.shape[-2:]))
+                pixels = (base + detail).clamp_(0.0, 1.0)
+                for step in range(options.steps):
+                    wants_check = checker is not None and step % check_every == 0
+                    last: list[Gradient] = []
+
+                    def gradient(
+                        x: torch.Tensor, keep: bool = wants_check, store: list = last
+                    ) -> torch.Tensor:
+                        g = compute_gradient(evaluate, x, options.tile, rng, keep_sample=keep)
+                        store.append(g)
+                        return g.grad
+
+                    pixels = ascent_step(pixels, gradient, options.lr, options.jitter, rng, options.grad_norm)
+                    if wants_check and last[0].sample is not None:
+                        self._check(checker, last[0], result, options, octave)
+                    bar(octave, len(sizes), last[0].objective)
+                detail = pixels - base
+        result.objective_after = objective_value(evaluate, pixels, options.tile)
+        result.seconds = time.perf_counter() - start
+        return to_pil(pixels[0].permute(1, 2, 0).cpu().numpy()), result
+
+    @staticmethod
+    def _check(
+        checker: ForwardChecker, grad: Gradient, result: DreamResult, options: DreamOptions, octave: int
+    ) -> None:
+        assert grad.sample is not None
+        report = checker.check(grad.sample.model_input, grad.sample.activations)
+        result.checks.reports.append(report)
+        if report.passed:
+            return
+        message = (
+            f"forward check failed at octave {octave + 1}: {report.failed} of {report.total} values of "
+            f"{report.worst_layer!r} differ from ONNX Runtime (max |diff| {report.max_abs:.3g}, "
+            f"atol {checker.atol:g}, rtol {checker.rtol:g})"
+        )
+        if options.on_mismatch == "error":
+            raise MismatchError(message)
+        if message not in result.warnings:
+            result.warnings.append(message)
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+class _progress:
+    """A rich progress bar on stderr (octave, step, objective, ETA), or nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+        self._bar: Progress | None = None
+
+    def __enter__(self) -> Callable[[int, int, float], None]:
+        if self.enabled:
+            self._bar = Progress(
+                TextColumn("octave {task.fields[octave]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("objective {task.fields[objective]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("dream", total=self.total, octave="-", objective="-")
+        return self.update
+
+    def update(self, octave: int, octaves: int, objective: float) -> None:
+        if self._bar is not None:
+            self._bar.update(
+                self._task, advance=1, octave=f"{octave + 1}/{octaves}", objective=f"{objective:.4g}"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

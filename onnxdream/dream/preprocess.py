@@ -1,0 +1,113 @@
+"""Pixels <-> model input: mean/std, value range and channel order, from the model's metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import onnx
+import torch
+
+from onnxdream.errors import OnnxDreamError
+from onnxdream.metadata import PREPROCESS_KEY, get_json
+from onnxdream.zoo import EFFICIENTNET_PREPROCESS
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an RGB image with values in [0, 1] becomes the model's input.
+
+    ``input = (lo + pixel * (hi - lo) - mean) / std``, in the model's channel order; ``mean`` and
+    ``std`` are given in that order and in the units of ``range``.
+    """
+
+    mean: tuple[float, float, float] = tuple(EFFICIENTNET_PREPROCESS["mean"])  # type: ignore[assignment]
+    std: tuple[float, float, float] = tuple(EFFICIENTNET_PREPROCESS["std"])  # type: ignore[assignment]
+    range: tuple[float, float] = (0.0, 1.0)
+    channels: str = "RGB"
+    source: str = "default"
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise OnnxDreamError(
+                f"mean and std need 3 values each, got {list(self.mean)} and {list(self.std)}"
+            )
+        if any(s <= 0 for s in self.std):
+            raise OnnxDreamError(f"std values must be positive, got {list(self.std)}")
+        if self.channels not in ("RGB", "BGR"):
+            raise OnnxDreamError(f"channel order must be 'RGB' or 'BGR', got {self.channels!r}")
+        if not self.range[1] > self.range[0]:
+            raise OnnxDreamError(f"value range must be increasing, got {list(self.range)}")
+
+    def _affine(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = self.range
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+        return (hi - lo) / std, (lo - mean) / std
+
+    def to_model(self, pixels: torch.Tensor) -> torch.Tensor:
+        """NCHW RGB pixels in [0, 1] -> model input (differentiable)."""
+        if self.channels == "BGR":
+            pixels = pixels.flip(1)
+        scale, shift = self._affine(pixels)
+        return pixels * scale + shift
+
+    def to_pixels(self, model_input: torch.Tensor) -> torch.Tensor:
+        """Model input -> NCHW RGB pixels (the inverse of :meth:`to_model`, not clipped)."""
+        scale, shift = self._affine(model_input)
+        pixels = (model_input - shift) / scale
+        return pixels.flip(1) if self.channels == "BGR" else pixels
+
+
+def _triple(values: Sequence[float] | None, what: str) -> tuple[float, float, float] | None:
+    if values is None:
+        return None
+    values = [float(v) for v in values]
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise OnnxDreamError(f"--{what} needs 1 or 3 values, got {len(values)}")
+    return (values[0], values[1], values[2])
+
+
+def preprocess_for(
+    model: onnx.ModelProto | None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    value_range: Sequence[float] | None = None,
+    channels: str | None = None,
+) -> Preprocess:
+    """Preprocessing from the model's ``onnxdream.preprocess`` metadata, then explicit overrides.
+
+    Without metadata, ImageNet statistics on [0, 1] RGB are assumed (``source == "default"``).
+
+    Raises:
+        OnnxDreamError: malformed metadata or overrides.
+    """
+    base = Preprocess()
+    info = get_json(model, PREPROCESS_KEY) if model is not None else None
+    if info is not None:
+        try:
+            base = Preprocess(
+                mean=_triple(info.get("mean", base.mean), "mean") or base.mean,
+                std=_triple(info.get("std", base.std), "std") or base.std,
+                range=tuple(float(v) for v in info.get("range", base.range)),  # type: ignore[arg-type]
+                channels=str(info.get("channels", base.channels)).upper(),
+                source="metadata",
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise OnnxDreamError(f"model metadata {PREPROCESS_KEY!r} is malformed: {exc}") from None
+    overrides = {
+        "mean": _triple(mean, "mean"),
+        "std": _triple(std, "std"),
+        "range": tuple(float(v) for v in value_range) if value_range is not None else None,
+        "channels": channels.upper() if channels is not None else None,
+    }
+    if overrides["range"] is not None and len(overrides["range"]) != 2:
+        raise OnnxDreamError(f"--range needs 2 values (low, high), got {len(overrides['range'])}")
+    changed = {k: v for k, v in overrides.items() if v is not None}
+    if not changed:
+        return base
+    merged = {"mean": base.mean, "std": base.std, "range": base.range, "channels": base.channels}
+    merged.update(changed)
+    return Preprocess(**merged, source=f"{base.source}+options")

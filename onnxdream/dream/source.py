@@ -1,0 +1,145 @@
+"""From a ``--model`` argument to a ready :class:`Dreamer`: ONNX file, zoo name, or torch module."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from onnxdream.dream.activations import Activation, ActivationModel, TorchActivations
+from onnxdream.dream.checks import ForwardChecker
+from onnxdream.dream.engine import Dreamer
+from onnxdream.dream.preprocess import preprocess_for
+from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.graph import GraphIndex
+from onnxdream.io import load_model
+from onnxdream.zoo import EFFICIENTNET, LIGHT_ZOO, light_zoo_model
+
+ZOO_PREFIX = "zoo:"
+BUILTIN = f"{ZOO_PREFIX}{EFFICIENTNET}"
+DEFAULT_LAYERS = {BUILTIN: ["_blocks.8"]}
+"""Layers that give good-looking dreams, per built-in model (chosen by looking at renders)."""
+
+ModelArg = str | os.PathLike[str] | onnx.ModelProto | nn.Module | ActivationModel | None
+
+
+def torch_device(device: str) -> torch.device:
+    """Map ``auto|cpu|cuda`` to the torch device that will run the mirror.
+
+    Raises:
+        OnnxDreamError: unknown device, or ``cuda`` where torch has no GPU.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise OnnxDreamError("device 'cuda' requested but torch sees no CUDA GPU here; use --device cpu")
+        return torch.device("cuda")
+    raise OnnxDreamError(f"unknown device {device!r}; choose one of auto, cpu, cuda")
+
+
+class MirrorActivations:
+    """:class:`ActivationModel` over the torch mirror of an ONNX graph; names resolved on the graph."""
+
+    def __init__(self, mirror: nn.Module, index: GraphIndex) -> None:
+        self.mirror = mirror
+        self.index = index
+
+    def layer_names(self) -> list[str]:
+        return self.index.layer_names()
+
+    def validate(self, layers: Sequence[str]) -> None:
+        self.index.resolve_many(layers)
+
+    def __call__(self, x: torch.Tensor, layers: list[str]) -> dict[str, Activation]:
+        return self.mirror(x, layers=layers)
+
+
+def _zoo_model(name: str) -> onnx.ModelProto:
+    key = name[len(ZOO_PREFIX) :]
+    if key == EFFICIENTNET:
+        from onnxdream.zoo import builtin_model_path
+
+        return load_model(builtin_model_path())
+    if key in LIGHT_ZOO:
+        return light_zoo_model(key)
+    choices = [EFFICIENTNET, *LIGHT_ZOO]
+    hint = suggest(key, choices)
+    raise OnnxDreamError(
+        f"unknown zoo model {name!r}" + (f"; {hint}" if hint else "") + f" (available: {', '.join(choices)})"
+    )
+
+
+def load_onnx(model: str | os.PathLike[str] | onnx.ModelProto | None) -> tuple[onnx.ModelProto, str]:
+    """The ONNX model a ``--model`` value names, and a label for messages."""
+    if model is None:
+        model = BUILTIN
+    if isinstance(model, onnx.ModelProto):
+        return model, "<model>"
+    if isinstance(model, str) and model.startswith(ZOO_PREFIX):
+        return _zoo_model(model), model
+    return load_model(model), str(Path(model))
+
+
+def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
+    """The layers to dream on when none is given.
+
+    Raises:
+        OnnxDreamError: the model is not built in; the message lists some layer names.
+    """
+    key = BUILTIN if model is None else model
+    if isinstance(key, str) and key in DEFAULT_LAYERS:
+        return list(DEFAULT_LAYERS[key])
+    names = dreamer.layer_names()
+    middle = names[len(names) // 3 : len(names) // 3 + 3]
+    raise OnnxDreamError(
+        "choose a layer with --layer for this model (e.g. "
+        + ", ".join(repr(n) for n in middle)
+        + "; `onnxdream layers MODEL` lists them all)"
+    )
+
+
+def open_dreamer(
+    model: ModelArg = None,
+    device: str = "auto",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    value_range: Sequence[float] | None = None,
+    channels: str | None = None,
+) -> Dreamer:
+    """Build the network, its preprocessing and (for ONNX models) the forward checker factory.
+
+    A torch module or :class:`ActivationModel` dreams directly (nothing to check it against);
+    an ONNX model dreams through its torch mirror, checked by ONNX Runtime.
+
+    Raises:
+        BadModelError: unreadable model file.
+        UnsupportedOpError: the mirror cannot convert an op.
+        OnnxDreamError: unknown zoo name or device, malformed preprocessing.
+    """
+    target = torch_device(device)
+    if isinstance(model, nn.Module) and not hasattr(model, "layer_names"):
+        model.to(target).eval().requires_grad_(False)
+        return Dreamer(
+            TorchActivations(model), preprocess_for(None, mean, std, value_range, channels), target
+        )
+    if isinstance(model, ActivationModel) and not isinstance(model, (str, os.PathLike)):
+        return Dreamer(model, preprocess_for(None, mean, std, value_range, channels), target)
+    proto, label = load_onnx(model)  # type: ignore[arg-type]
+    from onnxdream.mirror import to_torch
+
+    mirror = to_torch(proto).to(target).eval().requires_grad_(False)
+    index = GraphIndex(proto.graph, label)
+    preprocess = preprocess_for(proto, mean, std, value_range, channels)
+
+    def checker(layers: list[str]) -> ForwardChecker:
+        mapping = {name: list(index.resolve(name).outputs) for name in layers}
+        return ForwardChecker(proto, mapping, device=device)
+
+    return Dreamer(MirrorActivations(mirror, index), preprocess, target, checker)
