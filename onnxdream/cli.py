@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from onnxdream.commands.dream import dream
+
 app = typer.Typer(
     name="onnxdream",
     help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name.",
@@ -17,6 +19,9 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
+
+
+app.command("dream")(dream)
 
 
 def main() -> None:

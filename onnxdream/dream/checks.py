@@ -93,7 +93,21 @@ def cut_model(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto
         new_graph, opset_imports=list(model.opset_import), ir_version=model.ir_version
     )
     cut.functions.extend(model.functions)
+    _type_outputs(cut)
     return cut
+
+
+def _type_outputs(model: onnx.ModelProto) -> None:
+    """Give the outputs inferred (symbolic) shapes where shape inference finds them."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except (onnx.shape_inference.InferenceError, ValueError):
+        return
+    inferred = [*graph.value_info, *graph.output]
+    types = {v.name: v.type for v in inferred if v.type.tensor_type.HasField("shape")}
+    for output in model.graph.output:
+        if output.name in types:
+            output.type.CopyFrom(types[output.name])
 
 
 @dataclass

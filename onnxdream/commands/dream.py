@@ -1,0 +1,237 @@
+"""``onnxdream dream``: Deep Dream an image (or a folder of images) by layer name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from PIL import Image
+
+from onnxdream.commands.common import err_console, guarded, print_json
+from onnxdream.errors import OnnxDreamError
+
+_EXAMPLES = """
+
+Examples:
+
+  onnxdream dream --demo out.png
+
+  onnxdream dream photo.jpg out.png --layer _blocks.8 --octaves 4 --steps 10
+
+  onnxdream dream photo.jpg out.png --layer "_blocks.8*1" --layer "_blocks.11:17*0.5"
+
+  onnxdream dream big.tif out.tif --tile 512 --max-size 4000
+
+  onnxdream dream photo.jpg anim.gif --frames 30 --zoom 1.05
+
+  onnxdream dream photo.jpg atlas.png --atlas --match "_blocks.*" --depth 2
+
+  onnxdream dream photos/ dreamed/ --model googlenet.onnx --layer inception_4c
+"""
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise OnnxDreamError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _out_name(source: Path, out_dir: Path) -> Path:
+    from onnxdream.dream.image import FORMATS
+
+    suffix = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
+    return out_dir / f"{source.stem}{suffix}"
+
+
+@guarded
+def dream(
+    image: str = typer.Argument(None, help="Input image or folder (with --demo: the output path)."),
+    out: str = typer.Argument(
+        None, help="Output image (.png/.jpg/.webp/.tif; .gif with --frames) or folder."
+    ),
+    model: str = typer.Option(
+        None, "--model", "-m", help="ONNX file or zoo:NAME (default: zoo:efficientnet-lite0)."
+    ),
+    layer: Annotated[
+        list[str] | None, typer.Option("--layer", "-l", help="NAME, NAME:C1,C2, NAME*W (repeatable).")
+    ] = None,
+    demo: bool = typer.Option(False, "--demo", help="Dream on a built-in generated image."),
+    loss: str = typer.Option("l2", help="l2 (mean of squares) or mean."),
+    guide: Annotated[
+        Path | None, typer.Option(help="Guide image: match its features (guided Deep Dream).")
+    ] = None,
+    octaves: int = typer.Option(4, help="Number of octaves (scales)."),
+    octave_scale: float = typer.Option(1.4, help="Size ratio between octaves."),
+    steps: int = typer.Option(10, help="Gradient steps per octave."),
+    lr: float = typer.Option(0.01, help="Step size: mean pixel change per step (pixel range 0..1)."),
+    grad_norm: str = typer.Option(
+        "mean", help="Gradient normalisation: mean (|g|) or lap (Laplacian pyramid)."
+    ),
+    jitter: int = typer.Option(32, help="Random roll in pixels before each step."),
+    tile: int = typer.Option(None, help="Compute gradients in tiles of this size (bounded memory)."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same output on the CPU)."),
+    max_size: int = typer.Option(None, help="Shrink the input so its longer side is at most this."),
+    mean: str = typer.Option(None, help="Override the model's mean, e.g. 0.485,0.456,0.406."),
+    std: str = typer.Option(None, help="Override the model's std, e.g. 0.229,0.224,0.225."),
+    value_range: str = typer.Option(None, "--range", help="Override the model's input range, e.g. 0,255."),
+    channels: str = typer.Option(None, help="Override the model's channel order: RGB or BGR."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (torch mirror and ONNX Runtime)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Forward checks by ONNX Runtime."),
+    check_every: int = typer.Option(None, help="Also check every N steps [default: once per octave]."),
+    on_mismatch: str = typer.Option("error", help="error (exit 1) or warn."),
+    frames: int = typer.Option(None, help="Zoom animation: number of frames (writes frames and a GIF)."),
+    zoom: float = typer.Option(1.05, help="Zoom factor between animation frames."),
+    atlas: bool = typer.Option(False, "--atlas", help="One dream per layer, as a labelled grid."),
+    match: str = typer.Option(None, help="Atlas: glob over layer names, e.g. '_blocks.*'."),
+    depth: int = typer.Option(None, help="Atlas: use scopes of this many name components."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0)."""
+    from onnxdream.dream.animate import animate, save_animation
+    from onnxdream.dream.api import as_array, layer_specs
+    from onnxdream.dream.atlas import atlas_layers, make_grid
+    from onnxdream.dream.demo import demo_image
+    from onnxdream.dream.engine import DreamOptions
+    from onnxdream.dream.image import output_format, save_image
+    from onnxdream.dream.objectives import parse_spec
+    from onnxdream.dream.source import open_dreamer
+    from onnxdream.io import refuse_overwrite
+
+    if demo:
+        if out is None and image is not None:
+            image, out = None, image
+        if image is not None:
+            raise OnnxDreamError("--demo takes only the output path (it makes its own input image)")
+    if out is None:
+        raise OnnxDreamError("give an input IMAGE (or --demo) and an OUT path")
+    if sum([frames is not None, atlas, image is not None and Path(image).is_dir()]) > 1:
+        raise OnnxDreamError("--frames, --atlas and a folder input cannot be combined")
+    folder = image is not None and Path(image).is_dir()
+    if not folder and not frames:
+        output_format(out)
+    if image is not None and not folder:
+        refuse_overwrite(out, image)
+
+    dreamer = open_dreamer(
+        model,
+        device,
+        _floats(mean, "--mean"),
+        _floats(std, "--std"),
+        _floats(value_range, "--range"),
+        channels,
+    )
+    options = DreamOptions(
+        loss=loss,
+        octaves=octaves,
+        octave_scale=octave_scale,
+        steps=steps,
+        lr=lr,
+        grad_norm=grad_norm,
+        jitter=jitter,
+        tile=tile,
+        seed=seed,
+        guide=as_array(guide) if guide is not None else None,
+        check=check,
+        check_every=check_every,
+        on_mismatch=on_mismatch,
+        progress=not quiet,
+    )
+    summaries: list[dict] = []
+
+    def report(result, target: Path | str) -> None:
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"{result.summary()} -> {target}", highlight=False, soft_wrap=True)
+        summaries.append(
+            {
+                "output": str(target),
+                "layers": result.layers,
+                "size": list(result.sizes[-1][::-1]),
+                "octaves": len(result.sizes),
+                "steps": result.steps,
+                "seconds": round(result.seconds, 3),
+                "objective_before": result.objective_before,
+                "objective_after": result.objective_after,
+                "check": {
+                    "passed": result.checks.passed,
+                    "checks": len(result.checks.reports),
+                    "max_abs_diff": result.checks.max_abs,
+                },
+                "seed": result.seed,
+                "device": result.device,
+            }
+        )
+
+    if folder:
+        out_dir = Path(out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OnnxDreamError(f"{out_dir}: input is a folder, so OUT must be a folder too")
+        if out_dir.resolve() == Path(image).resolve():
+            raise OnnxDreamError(f"{out_dir}: refusing to write into the input folder")
+        specs = layer_specs(dreamer, layer, model)
+        done = 0
+        for source in _images_in(Path(image)):
+            try:
+                pixels = as_array(source, max_size)
+            except OnnxDreamError as exc:
+                err_console.print(f"[yellow]warning:[/] skipping {exc}", highlight=False, soft_wrap=True)
+                continue
+            picture, result = dreamer.run(pixels, specs, options)
+            target = save_image(picture, _out_name(source, out_dir))
+            report(result, target)
+            done += 1
+        if done == 0:
+            raise OnnxDreamError(f"{image}: no readable image in the folder")
+    else:
+        pixels = demo_image(seed=seed) if image is None else as_array(image, max_size)
+        if max_size is not None and image is None:
+            pixels = as_array(pixels, max_size)
+        if atlas:
+            names = atlas_layers(dreamer.layer_names(), match, depth)
+            cells, labels = [], []
+            for name in names:
+                try:
+                    picture, result = dreamer.run(pixels, [parse_spec(name, lambda _n: True)], options)
+                except OnnxDreamError as exc:
+                    if exc.exit_code != 2:
+                        raise
+                    err_console.print(f"[yellow]warning:[/] skipping layer {name!r}: {exc}", highlight=False)
+                    continue
+                cells.append(picture)
+                labels.append(name)
+                report(result, f"atlas cell {name}")
+            target = save_image(make_grid(cells, labels), out)
+            err_console.print(f"atlas of {len(cells)} layers -> {target}", highlight=False)
+        elif frames is not None:
+            specs = layer_specs(dreamer, layer, model)
+            pictures: list[Image.Image] = animate(
+                dreamer,
+                pixels,
+                specs,
+                options,
+                frames,
+                zoom,
+                on_frame=lambda i, _p, r: report(r, f"frame {i + 1}/{frames}"),
+            )
+            paths, gif = save_animation(pictures, out)
+            err_console.print(
+                f"{len(paths)} frames -> {paths[0].parent}, animation -> {gif}", highlight=False
+            )
+        else:
+            specs = layer_specs(dreamer, layer, model)
+            picture, result = dreamer.run(pixels, specs, options)
+            report(result, save_image(picture, out))
+    if json_out:
+        print_json(summaries[0] if len(summaries) == 1 and not folder and not atlas else summaries)
+
+
+dream.__doc__ = (dream.__doc__ or "") + _EXAMPLES
