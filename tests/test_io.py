@@ -171,3 +171,44 @@ def test_refuse_to_overwrite_the_input(tmp_path: Path) -> None:
         model_io.refuse_overwrite(path, path)
     model_io.refuse_overwrite(path, path, in_place=True)
     model_io.refuse_overwrite(tmp_path / "other.onnx", path)
+
+
+def _bad_model_file(tmp_path: Path, kind: str) -> Path:
+    """A model file broken in one of the ways users meet."""
+    model = small_model()
+    path = tmp_path / f"{kind}.onnx"
+    if kind == "truncated":
+        data = model.SerializeToString()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "missing-data":
+        model_io.save_model(model, path, external_data=True)
+        (tmp_path / f"{kind}.onnx.data").unlink()
+    elif kind == "unsafe-data":
+        model_io.save_model(model, path, external_data=True)
+        _point_external_data(path, "../../etc/passwd")
+    elif kind == "future-ir":
+        model.ir_version = onnx.IR_VERSION + 5
+        path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("truncated", "not an ONNX model or truncated"),
+        ("missing-data", "external data file 'missing-data.onnx.data'"),
+        ("unsafe-data", "outside the model folder"),
+        ("future-ir", "IR version"),
+    ],
+)
+def test_cli_reports_bad_models_in_one_line_with_exit_2(tmp_path: Path, kind: str, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+
+    path = _bad_model_file(tmp_path, kind)
+    result = CliRunner().invoke(app, ["layers", str(path)])
+    assert result.exit_code == 2
+    assert message in result.output.replace("\n", "")
+    assert str(path) in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
