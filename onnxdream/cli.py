@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onnxdream.commands.dream import dream
+from onnxdream.commands import dream, export, layers
 
 app = typer.Typer(
     name="onnxdream",
@@ -21,7 +21,9 @@ def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
 
 
-app.command("dream")(dream)
+app.command("export")(export.export_command)
+app.command("layers")(layers.layers_command)
+app.command("dream")(dream.dream_command)
 
 
 def main() -> None:

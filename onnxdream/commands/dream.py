@@ -52,7 +52,7 @@ def _out_name(source: Path, out_dir: Path) -> Path:
 
 
 @guarded
-def dream(
+def dream_command(
     image: str = typer.Argument(None, help="Input image or folder (with --demo: the output path)."),
     out: str = typer.Argument(
         None, help="Output image (.png/.jpg/.webp/.tif; .gif with --frames) or folder."
@@ -234,4 +234,4 @@ def dream(
         print_json(summaries[0] if len(summaries) == 1 and not folder and not atlas else summaries)
 
 
-dream.__doc__ = (dream.__doc__ or "") + _EXAMPLES
+dream_command.__doc__ = (dream_command.__doc__ or "") + _EXAMPLES

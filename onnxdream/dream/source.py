@@ -21,7 +21,7 @@ from onnxdream.zoo import EFFICIENTNET, LIGHT_ZOO, light_zoo_model
 
 ZOO_PREFIX = "zoo:"
 BUILTIN = f"{ZOO_PREFIX}{EFFICIENTNET}"
-DEFAULT_LAYERS = {BUILTIN: ["_blocks.8"]}
+DEFAULT_LAYERS = {BUILTIN: ["_blocks.10"]}
 """Layers that give good-looking dreams, per built-in model (chosen by looking at renders)."""
 
 ModelArg = str | os.PathLike[str] | onnx.ModelProto | nn.Module | ActivationModel | None
