@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import onnx
 import torch
 from torch import nn
+
+from onnxdream.export import export_model
 
 
 class TinyCNN(nn.Module):
@@ -30,13 +30,9 @@ def tiny_cnn(seed: int = 0) -> TinyCNN:
     return TinyCNN().eval()
 
 
-def tiny_onnx(seed: int = 0) -> onnx.ModelProto:
-    """The tiny CNN exported at 1x3x32x32 (fixed size, as zoo files are), legacy exporter names."""
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        tiny_cnn(seed), (torch.zeros(1, 3, 32, 32),), buffer, dynamo=False, input_names=["image"]
-    )
-    return onnx.load_from_string(buffer.getvalue())
+def tiny_onnx() -> onnx.ModelProto:
+    """The tiny CNN exported at 1x3x32x32 (a fixed size, as zoo files have), node names = module paths."""
+    return export_model("dream_helpers:tiny_cnn", legacy=True, input_shape=(1, 3, 32, 32)).model
 
 
 def pattern(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:

@@ -27,8 +27,7 @@ def _dreamer(exported: onnx.ModelProto, net: torch.nn.Module) -> Dreamer:
     index = GraphIndex(exported.graph)
 
     def checker(layers):
-        # The legacy exporter's scopes start with '/': map module paths onto them.
-        return ForwardChecker(exported, {n: index.resolve("/" + n).outputs for n in layers}, device="cpu")
+        return ForwardChecker(exported, {n: index.resolve(n).outputs for n in layers}, device="cpu")
 
     return Dreamer(TorchActivations(net.requires_grad_(False)), Preprocess(), torch.device("cpu"), checker)
 
@@ -86,19 +85,19 @@ def test_tiled_check_uses_one_tile(exported):
 
 def test_cut_model_drops_later_nodes_and_fixed_sizes(exported):
     index = GraphIndex(exported.graph)
-    out = index.resolve("/block1").outputs[0]
+    out = index.resolve("block1").outputs[0]
     cut = cut_model(exported, [out])
     onnx.checker.check_model(cut, full_check=True)
     assert [o.name for o in cut.graph.output] == [out]
     assert [n.op_type for n in cut.graph.node] == ["Conv", "Relu", "Conv", "Relu"]
     assert {t.name for t in cut.graph.initializer} == {x for n in cut.graph.node for x in n.input[1:]}
     dims = cut.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param for d in dims] == ["image_d0", "image_d1", "image_d2", "image_d3"]
+    assert [d.dim_param for d in dims] == ["input_d0", "input_d1", "input_d2", "input_d3"]
     import onnxruntime as ort
 
     session = ort.InferenceSession(cut.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((1, 3, 40, 56)).astype(np.float32)
-    (got,) = session.run(None, {"image": x})
+    (got,) = session.run(None, {"input": x})
     with torch.no_grad():
         net = tiny_cnn()
         want = net.block1(net.stem(torch.from_numpy(x))).numpy()
