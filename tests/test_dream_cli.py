@@ -1,0 +1,197 @@
+"""``onnxdream dream`` end to end: ONNX model -> torch mirror -> dream, checked by ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from dream_helpers import pattern, tiny_onnx
+from PIL import Image
+from typer.testing import CliRunner
+
+from onnxdream.cli import app
+from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
+from onnxdream.dream.atlas import label_height
+from onnxdream.dream.image import to_pil
+from onnxdream.errors import MismatchError, UnknownLayerError
+
+runner = CliRunner()
+FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
+    onnx.save(tiny_onnx(), path)
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    to_pil(pattern(48, 64)).save(path)
+    return path
+
+
+def _dream(*args: str):
+    return runner.invoke(app, ["dream", *args])
+
+
+def test_dream_writes_image_and_json(tiny, photo, tmp_path):
+    out = tmp_path / "out.jpg"
+    result = _dream(str(photo), str(out), "--model", str(tiny), "--layer", "block2", *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["layers"] == ["block2"] and summary["size"] == [64, 48]
+    assert summary["check"]["passed"] and summary["check"]["checks"] == 2
+    assert summary["objective_after"] > summary["objective_before"]
+    with Image.open(out) as written:
+        assert written.format == "JPEG" and written.size == (64, 48)
+
+
+def test_unknown_layer_exits_2_with_suggestion(tiny, photo, tmp_path):
+    result = _dream(str(photo), str(tmp_path / "o.png"), "--model", str(tiny), "--layer", "blok2", *FAST)
+    assert result.exit_code == 2
+    assert "unknown layer 'blok2'; did you mean 'block2'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layer", "block2:x"], "channels must be numbers"),
+        (["--layer", "block2:99"], "layer 'block2' has 16 channels (0..15); channel 99 does not exist"),
+        (["--layer", "block2", "--loss", "l1"], "unknown loss 'l1'"),
+        (["--layer", "block2", "--device", "tpu"], "unknown device 'tpu'"),
+        ([], "choose a layer with --layer for this model"),
+    ],
+    ids=["bad-channel", "channel-out-of-range", "bad-loss", "bad-device", "no-layer"],
+)
+def test_bad_input_exits_2(tiny, photo, tmp_path, args, message):
+    result = _dream(str(photo), str(tmp_path / "o.png"), "--model", str(tiny), *FAST, *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_image_too_small_exits_2(tiny, tmp_path):
+    small = tmp_path / "small.png"
+    to_pil(pattern(8, 8)).save(small)
+    result = _dream(str(small), str(tmp_path / "o.png"), "--model", str(tiny), "--layer", "block2", *FAST)
+    assert result.exit_code == 2
+    assert "image is 8x8, too small for the target layers" in " ".join(result.output.split())
+
+
+def test_frames_write_numbered_frames_and_gif(tiny, photo, tmp_path):
+    out = tmp_path / "anim.gif"
+    result = _dream(str(photo), str(out), "--model", str(tiny), "--layer", "block1", "--frames", "3", *FAST)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("anim_*.png")) == [
+        "anim_0001.png",
+        "anim_0002.png",
+        "anim_0003.png",
+    ]
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3 and gif.size == (64, 48)
+
+
+def test_atlas_writes_labelled_grid(tiny, photo, tmp_path):
+    out = tmp_path / "atlas.png"
+    result = _dream(
+        str(photo), str(out), "--model", str(tiny), "--atlas", "--depth", "1", "--match", "block*", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as grid:
+        assert grid.size == (2 * 64, 48 + label_height())  # block1, block2 side by side
+
+
+def test_folder_mode_skips_unreadable_files(tiny, tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    to_pil(pattern(48, 64, seed=1)).save(src / "a.png")
+    to_pil(pattern(40, 40, seed=2)).save(src / "b.webp")
+    (src / "notes.txt").write_text("not an image")
+    result = _dream(str(src), str(dst), "--model", str(tiny), "--layer", "block2", *FAST)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in dst.iterdir()) == ["a.png", "b.webp"]
+    assert "skipping" in result.output and "notes.txt" in result.output
+
+
+def test_same_seed_same_bytes(tiny, photo, tmp_path):
+    outs = []
+    for name, seed in (("a.png", "5"), ("b.png", "5"), ("c.png", "6")):
+        out = tmp_path / name
+        assert (
+            _dream(
+                str(photo), str(out), "--model", str(tiny), "--layer", "block2", "--seed", seed, *FAST
+            ).exit_code
+            == 0
+        )
+        outs.append(np.asarray(Image.open(out)))
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+
+def test_refuses_to_overwrite_input(tiny, photo):
+    result = _dream(str(photo), str(photo), "--model", str(tiny), "--layer", "block2", *FAST)
+    assert result.exit_code == 2 and "refusing to write over the input" in result.output
+
+
+def test_forward_check_catches_corrupted_mirror(tiny):
+    dreamer = open_dreamer(str(tiny), "cpu")
+    options = DreamOptions(octaves=1, steps=2, lr=0.05)
+    _, result = dreamer.run(pattern(), [parse_spec("block2")], options)
+    assert result.checks.passed
+    weight = next(p for name, p in dreamer.net.mirror.named_parameters() if p.dim() == 4)
+    with torch.no_grad():
+        weight.view(-1)[5] += 0.5  # one weight of the first conv changed
+    with pytest.raises(MismatchError, match=r"forward check failed at octave 1"):
+        dreamer.run(pattern(), [parse_spec("block2")], options)
+
+
+def test_python_api(tiny):
+    import onnxdream
+
+    image = onnxdream.dream(pattern(), model=str(tiny), layers="block2:1,2*2", octaves=1, steps=2, lr=0.05)
+    assert isinstance(image, Image.Image) and image.size == (64, 48)
+
+
+@pytest.mark.slow
+def test_demo_on_builtin_model(tmp_path):
+    out = tmp_path / "demo.png"
+    result = _dream(
+        "--demo",
+        str(out),
+        "--max-size",
+        "128",
+        "--octaves",
+        "2",
+        "--steps",
+        "3",
+        "--quiet",
+        "--json",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["layers"] == ["_blocks.10"] and summary["check"]["passed"]
+    assert summary["objective_after"] > 1.5 * summary["objective_before"]
+    with Image.open(out) as written:
+        assert written.size == (128, 128)
+
+
+@pytest.mark.slow
+def test_builtin_tiled_equals_untiled_and_unknown_layer():
+    dreamer = open_dreamer(None, "cpu")
+    options = DreamOptions(octaves=1, steps=3, lr=0.03)
+    whole, result = dreamer.run(pattern(96, 112), [parse_spec("_blocks.8")], options)
+    tiled, _ = dreamer.run(
+        pattern(96, 112), [parse_spec("_blocks.8")], DreamOptions(octaves=1, steps=3, lr=0.03, tile=112)
+    )
+    assert np.array_equal(np.asarray(whole), np.asarray(tiled))
+    assert result.gain > 1.1 and result.checks.passed
+    with pytest.raises(UnknownLayerError, match=r"unknown layer '_blocks\.88'; did you mean '_blocks\.8'"):
+        dreamer.run(pattern(), [parse_spec("_blocks.88")], options)
