@@ -22,9 +22,11 @@ def _load_reference(spec: str) -> onnx.ModelProto:
     """An ``.onnx`` file as it is, anything else exported on the fly (``zoo:efficientnet-lite0``)."""
     if spec.lower().endswith(".onnx"):
         return load_model(spec)
-    from onnxdream.export import export_model
+    from onnxdream.export import export_model, require_match
 
-    return export_model(spec)
+    result = export_model(spec)
+    require_match(result, spec)
+    return result.model
 
 
 def _print_summary(result: RenameResult, *, dry_run: bool, to_stderr: bool) -> None:
@@ -79,22 +81,23 @@ def rename_command(
     ] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document.")] = False,
 ) -> None:
-    """Give nodes with lost names (empty, node_Conv_877, n4_2, ...) meaningful, unique names.
+    """Give nodes with lost names (empty, node_Conv_877, n4_2) meaningful, unique names.
 
-    Strategies run per node in order of evidence: exporter metadata, parameter names, tensor
-    names, graph structure; then --strip-prefix, --map and --rule. Tensor names, graph inputs and
-    outputs, weights and all other metadata stay as they are; each renamed node records its
-    origin, and the model records {new: old} so that --undo restores the names.
+    Evidence per node, strongest first: exporter metadata, parameter names,
+    tensor names, graph structure; then --strip-prefix, --map and --rule.
+
+    Only node names change: each renamed node records its origin, and the
+    model records {new: old} so that --undo gives the old names back.
 
     Examples:
 
-        onnxdream rename model.onnx named.onnx
+      onnxdream rename model.onnx named.onnx
 
-        onnxdream rename finetuned.onnx out.onnx --strip-prefix 0. --report names.json
+      onnxdream rename finetuned.onnx out.onnx --strip-prefix 0. --report names.json
 
-        onnxdream rename model.onnx out.onnx --rule '^gpu_0/=>' --dry-run
+      onnxdream rename model.onnx out.onnx --rule '^gpu_0/=>' --dry-run
 
-        onnxdream rename named.onnx restored.onnx --undo
+      onnxdream rename named.onnx restored.onnx --undo
     """
     if undo_renames and (strategy or map_file or rule or strip_prefix or rename_all or reference):
         raise OnnxDreamError("--undo restores recorded names; it takes no strategy, map, rule or reference")

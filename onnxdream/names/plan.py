@@ -20,6 +20,7 @@ from onnxdream.graph import GraphIndex
 from onnxdream.names.canonical import canonical_keys
 from onnxdream.names.lost import lost_nodes
 from onnxdream.names.mapping import Explicit, apply_explicit
+from onnxdream.names.metadata import names_from_metadata
 from onnxdream.names.structure import names_from_structure
 from onnxdream.names.tensors import names_from_tensors
 from onnxdream.names.weights import names_from_weights
@@ -81,15 +82,6 @@ def resolve_strategies(strategies: Sequence[str]) -> list[str]:
     return [s for s in STRATEGIES if s in chosen]
 
 
-def _from_metadata(model: onnx.ModelProto) -> dict[int, str]:
-    try:
-        from onnxdream.names.metadata import names_from_metadata
-    except ImportError:  # lands with onnxdream.export; until then the strategy finds nothing
-        return {}
-
-    return names_from_metadata(model)
-
-
 def _from_reference(model: onnx.ModelProto, reference: onnx.ModelProto, min_score: float) -> list:
     try:
         from onnxdream.names.reference import match_reference
@@ -125,7 +117,7 @@ def plan_names(
         for match in _from_reference(model, reference, min_score):
             proposed[match.node] = (match.name, "reference", match.score, match.why)
     evidence = {
-        "metadata": lambda: _from_metadata(model),
+        "metadata": lambda: names_from_metadata(model),
         "weights": lambda: names_from_weights(index),
         "tensors": lambda: names_from_tensors(index),
     }
