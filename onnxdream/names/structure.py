@@ -8,8 +8,9 @@ A node joins the scope of the named nodes next to it and adds its op type:
   four ``inception_4c/...`` branches -> ``inception_4c/Concat``. Skip connections (an input that
   is an ancestor of another input) do not count, so a residual ``Add`` of ``layer1.0`` and
   ``layer1.1.bn3`` lands in ``layer1.1``;
-- a node that starts a branch, or follows a merge without being its activation (the pooling
-  between two Inception blocks), belongs to the scope of the layers that read it:
+- a node that starts a branch, or follows a block (a merge and its activation) without being
+  an activation itself (the pooling between two Inception blocks), belongs to the scope of the
+  layers that read it:
   ``inception_4c/MaxPool`` for the pool branch that feeds ``inception_4c/pool_proj``;
 - a constant belongs to the layer that reads it: ``inception_4c/3x3/Constant``;
 - a node with nothing named nearby is ``<OpType>_<k>``, counted in canonical order.
@@ -57,6 +58,8 @@ class _Namer:
         self.levels = levels
         self.names = names
         self._producers: dict[int, list[int]] = {}
+        self.blocks: set[str] = set()
+        """Scopes that a merge ends: what follows them belongs to them only as their activation."""
 
     def producers(self, i: int) -> list[int]:
         """Distinct producers of node ``i``'s non-constant inputs, in input order."""
@@ -110,6 +113,13 @@ class _Namer:
         parent = parent_scope(lead)
         return extended if len(extended) >= len(parent) else parent
 
+    def merge(self, named: list[int], all_producers: list[int]) -> str:
+        """The scope of a merge node, remembered as a block."""
+        scope = self.merge_scope(named, all_producers)
+        if scope:
+            self.blocks.add(scope)
+        return scope
+
     def consumer_scope(self, i: int, *, constant: bool) -> str:
         """The scope shared by the named readers of node ``i`` ('' if none or none shared)."""
         scopes = []
@@ -133,15 +143,15 @@ class _Namer:
         producers = self.producers(i)
         named = [p for p in producers if p in self.names]
         if len(producers) >= 2 and named:
-            return self.merge_scope(named, producers)
+            return self.merge(named, producers)
         single = named[0] if len(producers) == 1 and named else None
-        follows_merge = single is not None and len(self.producers(single)) >= 2
-        if single is not None and (op in ACTIVATIONS or (self.only_reader(i, single) and not follows_merge)):
+        follows_block = single is not None and self.owner(single) in self.blocks
+        if single is not None and (op in ACTIVATIONS or (self.only_reader(i, single) and not follows_block)):
             return self.owner(single)
         scope = self.consumer_scope(i, constant=False)
         if scope:
             return scope
-        return self.owner(single) if single is not None and not follows_merge else ""
+        return self.owner(single) if single is not None and not follows_block else ""
 
     def backward(self, i: int) -> str:
         """A scope from consumers named so far, else from any named producer."""
@@ -152,7 +162,7 @@ class _Namer:
         named = [p for p in self.producers(i) if p in self.names]
         if len(named) == 1:
             return self.owner(named[0])
-        return self.merge_scope(named, self.producers(i)) if named else ""
+        return self.merge(named, self.producers(i)) if named else ""
 
 
 def names_from_structure(
