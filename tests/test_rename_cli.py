@@ -135,3 +135,41 @@ def test_external_data_stays_external(zoo, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "named.onnx.data").exists()
     model = onnx.load(str(out), load_external_data=False)
     assert all(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer if t.dims)
+
+
+def test_reference_file_is_loaded_and_its_matches_reported(
+    squeezenet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Match:
+        node: int
+        name: str
+        score: float
+        why: str
+
+    seen = []
+
+    def match_reference(target, reference, *, min_score=0.5):
+        seen.append((len(reference.graph.node), min_score))
+        return [Match(0, "features.0", 0.875, "weights")]
+
+    fake = types.ModuleType("onnxdream.names.reference")
+    fake.match_reference = match_reference
+    monkeypatch.setitem(sys.modules, "onnxdream.names.reference", fake)
+    out, report = tmp_path / "named.onnx", tmp_path / "report.json"
+    result = _rename(squeezenet, out, "--reference", squeezenet, "--min-score", "0.8", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert seen == [(66, 0.8)]
+    data = json.loads(report.read_text())
+    assert data["nodes"][0] == {
+        "old": "n0",
+        "new": "features.0",
+        "origin": "reference",
+        "score": 0.875,
+        "why": "weights",
+    }
+    assert data["counts"]["reference"] == 1

@@ -27,11 +27,8 @@ _DIGEST = 8
 
 
 def _hash(*parts: bytes) -> bytes:
-    h = hashlib.blake2b(digest_size=_DIGEST)
-    for part in parts:
-        h.update(len(part).to_bytes(4, "little"))
-        h.update(part)
-    return h.digest()
+    # A collision could only merge two keys; the output names still break the tie.
+    return hashlib.blake2b(b"\x1f".join(parts), digest_size=_DIGEST).digest()
 
 
 def _local_label(node: onnx.NodeProto) -> bytes:
@@ -44,21 +41,31 @@ def _local_label(node: onnx.NodeProto) -> bytes:
     )
 
 
-def _slot_labels(index: GraphIndex) -> dict[str, bytes]:
+class _SlotLabels(dict):
     """Labels of tensors that no node produces: graph inputs by position, initializers by type."""
-    labels: dict[str, bytes] = {"": b"<none>"}
-    for k, value in enumerate(index.graph.input):
-        labels[value.name] = f"input:{k}".encode()
-    for tensor in index.graph.initializer:
-        labels[tensor.name] = f"init:{tensor.data_type}:{tuple(tensor.dims)}".encode()
-    return labels
+
+    def __init__(self, index: GraphIndex) -> None:
+        super().__init__({"": b"<none>"})
+        self.inputs = {value.name: k for k, value in enumerate(index.graph.input)}
+        self.initializers = {t.name: t for t in index.graph.initializer}
+
+    def __missing__(self, name: str) -> bytes:
+        if name in self.initializers:
+            tensor = self.initializers[name]
+            label = f"init:{tensor.data_type}:{tuple(tensor.dims)}".encode()
+        elif name in self.inputs:
+            label = f"input:{self.inputs[name]}".encode()
+        else:
+            label = b"<outer>"
+        self[name] = label
+        return label
 
 
 def canonical_keys(index: GraphIndex) -> list[tuple]:
     """Per node (by index): its sort key in the canonical order."""
     nodes = index.nodes
     topo = index.order
-    slots = _slot_labels(index)
+    slots = _SlotLabels(index)
     output_slot: dict[str, int] = {}
     for node in nodes:
         for j, out in enumerate(node.output):
@@ -73,7 +80,7 @@ def canonical_keys(index: GraphIndex) -> list[tuple]:
         for x in node.input:
             p = index.producer.get(x)
             if p is None:
-                parts.append(slots.get(x, b"<outer>"))
+                parts.append(slots[x])
             else:
                 depth = max(depth, level[p] + 1)
                 parts.append(up[p] + output_slot[x].to_bytes(2, "little"))
