@@ -195,3 +195,32 @@ def test_builtin_tiled_equals_untiled_and_unknown_layer():
     assert result.gain > 1.1 and result.checks.passed
     with pytest.raises(UnknownLayerError, match=r"unknown layer '_blocks\.88'; did you mean '_blocks\.8'"):
         dreamer.run(pattern(), [parse_spec("_blocks.88")], options)
+
+
+def test_googlenet_zoo_file_after_rename(zoo, tmp_path):
+    from onnxdream import rename
+
+    photo = tmp_path / "big.png"
+    to_pil(pattern(150, 200)).save(photo)
+    model = tmp_path / "googlenet.onnx"
+    onnx.save(rename(zoo("googlenet")).model, model)
+    out = tmp_path / "g.png"
+    caffe = ["--range", "0,255", "--channels", "BGR", "--mean", "104,117,123", "--std", "1"]
+    args = [
+        str(photo),
+        str(out),
+        "--model",
+        str(model),
+        "--layer",
+        "inception_4c",
+        *caffe,
+        "--max-size",
+        "96",
+    ]
+    result = _dream(*args, *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["layers"] == ["inception_4c"] and summary["check"]["passed"]
+    assert summary["objective_after"] > summary["objective_before"]
+    with Image.open(out) as written:
+        assert written.size == (96, 72)  # --max-size 96 on a 200x150 input

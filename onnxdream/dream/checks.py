@@ -161,8 +161,9 @@ class ForwardChecker:
             model: the ONNX model the mirror mirrors.
             mapping: layer -> its activation tensor names (in the order the mirror returns them).
             device: ONNX Runtime device (``auto``, ``cpu`` or ``cuda``).
-            atol, rtol: an element fails only when its difference is above both ``atol`` and
-                ``rtol * |reference|``.
+            atol, rtol: an element fails only when its difference is above both
+                ``atol * max(1, max|reference of its tensor|)`` and ``rtol * |reference|`` (the
+                tolerances of ``onnxdream check``).
         """
         self.mapping = {layer: list(names) for layer, names in mapping.items()}
         outputs = list(dict.fromkeys(name for names in self.mapping.values() for name in names))
@@ -190,7 +191,8 @@ class ForwardChecker:
                         f"layer {layer!r} ({name!r}): mirror shape {mine.shape} != ONNX Runtime {ref.shape}"
                     )
                 diff = np.abs(mine.astype(np.float64) - ref)
-                bad = (diff > self.atol) & (diff > self.rtol * np.abs(ref))
+                scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+                bad = (diff > self.atol * scale) & (diff > self.rtol * np.abs(ref))
                 failed += int(bad.sum())
                 total += diff.size
                 top = float(diff.max(initial=0.0))

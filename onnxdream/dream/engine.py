@@ -234,7 +234,7 @@ class Dreamer:
         message = (
             f"forward check failed at octave {octave + 1}: {report.failed} of {report.total} values of "
             f"{report.worst_layer!r} differ from ONNX Runtime (max |diff| {report.max_abs:.3g}, "
-            f"atol {checker.atol:g}, rtol {checker.rtol:g})"
+            f"atol {checker.atol:g} x max(1, max|ref|), rtol {checker.rtol:g})"
         )
         if options.on_mismatch == "error":
             raise MismatchError(message)
