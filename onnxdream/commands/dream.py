@@ -143,7 +143,7 @@ def dream_command(
         check=check,
         check_every=check_every,
         on_mismatch=on_mismatch,
-        progress=not quiet,
+        progress=not quiet and err_console.is_terminal,
     )
     summaries: list[dict] = []
 
