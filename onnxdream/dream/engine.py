@@ -203,20 +203,20 @@ class Dreamer:
                 detail = resize(detail, tuple(base.shape[-2:]))
                 pixels = (base + detail).clamp_(0.0, 1.0)
                 for step in range(options.steps):
-                    wants_check = checker is not None and step % check_every == 0
-                    last: list[Gradient] = []
-
-                    def gradient(
-                        x: torch.Tensor, keep: bool = wants_check, store: list = last
-                    ) -> torch.Tensor:
-                        g = compute_gradient(evaluate, x, options.tile, rng, keep_sample=keep)
-                        store.append(g)
-                        return g.grad
-
-                    pixels = ascent_step(pixels, gradient, options.lr, options.jitter, rng, options.grad_norm)
-                    if wants_check and last[0].sample is not None:
-                        self._check(checker, last[0], result, options, octave)
-                    bar(octave, len(sizes), last[0].objective)
+                    keep = checker is not None and step % check_every == 0
+                    pixels, found = ascent_step(
+                        pixels,
+                        lambda x, keep=keep: compute_gradient(
+                            evaluate, x, options.tile, rng, keep_sample=keep
+                        ),
+                        options.lr,
+                        options.jitter,
+                        rng,
+                        options.grad_norm,
+                    )
+                    if checker is not None and found.sample is not None:
+                        self._check(checker, found, result, options, octave)
+                    bar(octave, len(sizes), found.objective)
                 detail = pixels - base
         result.objective_after = objective_value(evaluate, pixels, options.tile)
         result.seconds = time.perf_counter() - start
