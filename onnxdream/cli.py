@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from onnxdream.commands.expose import expose_layers
+
 app = typer.Typer(
     name="onnxdream",
     help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name.",
@@ -12,6 +14,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+app.command("expose-layers")(expose_layers)
 
 
 @app.callback()
