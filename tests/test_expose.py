@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from onnxdream import io
 from onnxdream.cli import app
+from onnxdream.commands.expose import npz_keys
 from onnxdream.errors import OnnxDreamError, UnknownLayerError
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import EXPOSED_KEY, get_json, get_prop, set_json, set_prop
@@ -375,9 +377,10 @@ def _name_googlenet(model: onnx.ModelProto) -> None:
         ]:
             node.name = consumers[-1].name.split("/")[0] + "/pool"
     for node in model.graph.node:
-        scopes = {index.nodes[index.producer[x]].name.split("/")[0] for x in node.input}
-        if node.op_type == "Concat" and len(scopes) == 1:
-            node.name = scopes.pop() + "/output"
+        if node.op_type == "Concat":
+            scopes = {index.nodes[index.producer[x]].name.split("/")[0] for x in node.input}
+            if len(scopes) == 1:
+                node.name = scopes.pop() + "/output"
 
 
 def test_googlenet_scopes(zoo) -> None:
@@ -396,7 +399,9 @@ def test_googlenet_scopes(zoo) -> None:
     assert index.nodes[pool].op_type == "MaxPool"
     assert result.exposed["inception_4c/pool"] == tuple(index.nodes[pool].output)
     got = ort_run(result.model, random_feeds(model))
-    assert got[index.nodes[concat].output[0]].shape == (1, 512, 14, 14)
+    output = index.nodes[concat].output[0]
+    assert list(got[output].shape) == shape_of(result.value_info(output))
+    assert got[output].shape[1] == 512  # inception_4c's four branches: 128 + 256 + 64 + 64
 
 
 # --- EfficientNet-Lite0 (torch exports) ---------------------------------------------------------
@@ -420,3 +425,234 @@ def lite0_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     set_json(model, PREPROCESS_KEY, EFFICIENTNET_PREPROCESS)
     io.save_model(model, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def lite0_dynamo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default (dynamo) export: names like node_Conv_877, module paths in node metadata_props."""
+    import torch
+
+    from onnxdream.zoo import efficientnet_lite0
+
+    path = tmp_path_factory.mktemp("lite0-dynamo") / "lite0.onnx"
+    program = torch.onnx.export(efficientnet_lite0(), (torch.zeros(1, 3, 224, 224),), dynamo=True)
+    program.save(str(path))
+    return path
+
+
+def _photo(path: Path, size: tuple[int, int] = (300, 240)) -> Path:
+    """A seeded synthetic photo: smooth colour gradients plus noise (no downloaded images)."""
+    from PIL import Image
+
+    h, w = size[1], size[0]
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    noise = np.random.default_rng(3).normal(0, 20, (h, w, 3))
+    rgb = np.stack([255 * xx, 255 * yy, 128 + 100 * np.sin(8 * xx * yy)], -1) + noise
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_lite0_block8_run_save_matches_torch(lite0_onnx: Path, tmp_path: Path) -> None:
+    """The done-when command; activations checked against a forward hook on the torch module."""
+    import torch
+
+    from onnxdream.preprocess import load_input
+    from onnxdream.zoo import efficientnet_lite0
+
+    photo, out, acts = _photo(tmp_path / "photo.png"), tmp_path / "out.onnx", tmp_path / "acts.npz"
+    result = cli(lite0_onnx, out, "--layer", "_blocks.8", "--run", photo, "--save", acts, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "ran " in result.stderr and " on cpu " in result.stderr
+    exposed = get_json(onnx.load(str(out)), EXPOSED_KEY)
+    assert list(exposed) == ["_blocks.8"] and len(exposed["_blocks.8"]) == 1
+    with np.load(acts) as archive:
+        saved = dict(archive)
+    assert list(saved) == ["_blocks.8"]
+
+    feeds = load_input(photo, onnx.load(str(lite0_onnx)))
+    (image,) = feeds.values()
+    assert image.shape == (1, 3, 224, 224)
+    module, captured = efficientnet_lite0(), {}
+    module._blocks[8].register_forward_hook(lambda _m, _i, output: captured.setdefault("out", output))
+    with torch.no_grad():
+        module(torch.from_numpy(image))
+    expected = captured["out"].numpy()
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(saved["_blocks.8"], expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_npz_keys_for_scopes_with_several_outputs() -> None:
+    assert npz_keys({"blk": ("r", "g"), "blk/conv": ("c",)}) == {"blk:0": "r", "blk:1": "g", "blk/conv": "c"}
+
+
+def test_run_save_scope_with_two_outputs(tmp_path: Path) -> None:
+    source, out, acts = tmp_path / "tiny.onnx", tmp_path / "out.onnx", tmp_path / "acts.npz"
+    io.save_model(tiny_model(), source)
+    x = np.random.default_rng(1).normal(size=(3, 1, 4, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = cli(source, out, "-l", "blk", "-l", "blk/conv", "--run", tmp_path / "x.npy", "--save", acts)
+    assert result.exit_code == 0, result.output
+    reference = ReferenceEvaluator(tiny_model()).run(None, {"x": x}, intermediate=True)
+    with np.load(acts) as archive:
+        assert sorted(archive.files) == ["blk/conv", "blk:0", "blk:1"]
+        for key, tensor in {"blk:0": "r", "blk:1": "g", "blk/conv": "c"}.items():
+            np.testing.assert_allclose(archive[key], reference[tensor], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("export", ["legacy", "dynamo"])
+def test_lite0_ort_fusions_do_not_swallow_exposed_outputs(
+    export: str, lite0_onnx: Path, lite0_dynamo: Path
+) -> None:
+    """ORT (opt=all) fuses Conv+Clip/Add and rewrites layouts; exposed tensors must survive it.
+
+    Finding: ORT never fuses a node whose output is a graph output, so exposed values agree with
+    opt=none to float rounding (kernels differ), and originals are bit-identical only at opt=none.
+    """
+    model = onnx.load(str(lite0_onnx if export == "legacy" else lite0_dynamo))
+    result = expose(model, all=True)
+    feeds = random_feeds(model)
+    optimised, plain = ort_run(result.model, feeds, "all"), ort_run(result.model, feeds, "none")
+    for tensor in result.added:
+        scale = max(1.0, float(np.abs(plain[tensor]).max()))
+        np.testing.assert_allclose(
+            optimised[tensor], plain[tensor], rtol=1e-5, atol=1e-5 * scale, err_msg=tensor
+        )
+    original = model.graph.output[0].name
+    assert np.array_equal(plain[original], ort_run(model, feeds, "none")[original])
+    np.testing.assert_allclose(
+        optimised[original], ort_run(model, feeds, "all")[original], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_lite0_dynamo_node_metadata_kept(lite0_dynamo: Path) -> None:
+    model = onnx.load(str(lite0_dynamo))
+    out = expose(model, all=True).model
+    assert [list(n.metadata_props) for n in out.graph.node] == [
+        list(n.metadata_props) for n in model.graph.node
+    ]
+    assert any(get_prop(n, "pkg.torch.onnx.name_scopes") for n in out.graph.node)
+
+
+# A Conv exposed in front of a BatchNormalization: ORT's Conv+BN fusion must not swallow it.
+#
+#   x -> Conv -c-> BatchNormalization -b-> Relu -> y
+CONV_BN = """
+<ir_version: 8, opset_import: ["" : 15]>
+convbn (float[1,2,5,5] x) => (float[1,3,5,5] y)
+<float[3,2,3,3] w, float[3] scale = {1.5, 0.5, 2.0}, float[3] bias = {0.1, -0.2, 0.3},
+ float[3] mean = {0.2, -0.1, 0.05}, float[3] var = {0.5, 1.5, 0.8}>
+{
+  c = Conv <pads = [1, 1, 1, 1]> (x, w)
+  b = BatchNormalization (c, scale, bias, mean, var)
+  y = Relu (b)
+}
+"""
+
+
+def test_conv_bn_fusion_keeps_exposed_conv_output() -> None:
+    model = onnx.parser.parse_model(
+        CONV_BN.replace(
+            "float[3,2,3,3] w",
+            "float[3,2,3,3] w = {"
+            + ", ".join(f"{v:.3f}" for v in np.random.default_rng(0).normal(size=54))
+            + "}",
+        )
+    )
+    result = expose(model, ["c"])
+    feeds = random_feeds(model)
+    reference = ReferenceEvaluator(model).run(None, feeds, intermediate=True)
+    for opt in ("all", "none"):
+        got = ort_run(result.model, feeds, opt)
+        np.testing.assert_allclose(got["c"], reference["c"], rtol=1e-5, atol=1e-5, err_msg=opt)
+        np.testing.assert_allclose(got["y"], reference["y"], rtol=1e-5, atol=1e-5, err_msg=opt)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_path(tmp_path: Path) -> Path:
+    return io.save_model(tiny_model(), tmp_path / "tiny.onnx")
+
+
+def test_cli_json_is_one_array(tiny_path: Path, tmp_path: Path) -> None:
+    result = cli(tiny_path, tmp_path / "out.onnx", "--layer", "blk", "--layer", "head", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows == [
+        {"layer": "blk", "tensor": "r", "dtype": "float32", "shape": ["N", 1, 4, 4], "added": True},
+        {"layer": "blk", "tensor": "g", "dtype": "float32", "shape": ["N", 1, 4, 4], "added": True},
+        {"layer": "head", "tensor": "y", "dtype": "float32", "shape": ["N", 1, 4, 4], "added": False},
+    ]
+
+
+def test_cli_table(tiny_path: Path, tmp_path: Path) -> None:
+    result = cli(tiny_path, tmp_path / "out.onnx", "--match", "blk/*")
+    assert result.exit_code == 0, result.output
+    for text in ("blk/conv", "blk/gate", "float32", "(N, 1, 4, 4)"):
+        assert text in result.stdout
+
+
+def test_cli_unknown_layer_exit_2_and_nothing_written(tiny_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.onnx"
+    result = cli(tiny_path, out, "--layer", "blk/conv", "--layer", "blk/relo")
+    assert result.exit_code == 2
+    hint = "did you mean 'blk/relu', 'blk/gate', 'blk/conv'?"
+    assert result.stderr.strip() == f"error: {tiny_path}: unknown layer 'blk/relo'; {hint}"
+    assert not out.exists()
+
+
+def test_cli_failed_run_leaves_no_file(tiny_path: Path, tmp_path: Path) -> None:
+    out, bad = tmp_path / "out.onnx", tmp_path / "x.npy"
+    np.save(bad, np.zeros((1, 2, 4, 4), np.float32))
+    result = cli(tiny_path, out, "--layer", "blk", "--run", bad, "--save", tmp_path / "a.npz")
+    assert result.exit_code == 2
+    assert "does not fit input 'x' (?x1x4x4)" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx", "x.npy"]
+
+
+def test_cli_in_place_rules(tiny_path: Path) -> None:
+    before = tiny_path.read_bytes()
+    refused = cli(tiny_path, tiny_path, "--layer", "blk")
+    assert refused.exit_code == 2
+    assert "refusing to write over the input model (use --in-place)" in refused.stderr
+    assert tiny_path.read_bytes() == before
+    done = cli(tiny_path, tiny_path, "--layer", "blk", "--in-place")
+    assert done.exit_code == 0, done.output
+    assert [o.name for o in onnx.load(str(tiny_path)).graph.output] == ["y", "r", "g"]
+
+
+def test_cli_warns_about_ignored_options(tiny_path: Path, tmp_path: Path) -> None:
+    result = cli(
+        tiny_path,
+        tmp_path / "o.onnx",
+        "-l",
+        "blk",
+        "--save",
+        tmp_path / "a.npz",
+        "--ort-opt",
+        "none",
+        "--in-place",
+    )
+    assert result.exit_code == 0, result.output
+    assert "--save is ignored without --run" in result.stderr
+    assert "--device/--ort-opt are ignored without --run" in result.stderr
+    assert "--in-place is ignored" in result.stderr
+    assert not (tmp_path / "a.npz").exists()
+
+
+def test_cli_external_data_round_trip(zoo, tmp_path: Path) -> None:
+    model = zoo("squeezenet")
+    source = io.save_model(model, tmp_path / "in" / "squeezenet.onnx", external_data=True)
+    assert io.uses_external_data(source)
+    out = tmp_path / "out" / "exposed.onnx"
+    result = cli(source, out, "--op-type", "Concat")
+    assert result.exit_code == 0, result.output
+    assert io.uses_external_data(out) and (out.parent / "exposed.onnx.data").is_file()
+    assert out.stat().st_size < 100_000
+    loaded = io.load_model(out)
+    expected = expose(model, op_types=["Concat"]).model
+    assert [o.name for o in loaded.graph.output] == [o.name for o in expected.graph.output]
+    feeds = random_feeds(model)
+    got, want = ort_run(loaded, feeds), ort_run(expected, feeds)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
