@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from onnxdream.commands import export, layers
 from onnxdream.commands.expose import expose_layers
 
 app = typer.Typer(
@@ -16,12 +17,14 @@ app = typer.Typer(
 )
 
 
-app.command("expose-layers")(expose_layers)
-
-
 @app.callback()
 def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
+
+
+app.command("export")(export.export_command)
+app.command("layers")(layers.layers_command)
+app.command("expose-layers")(expose_layers)
 
 
 def main() -> None:

@@ -407,39 +407,6 @@ def test_googlenet_scopes(zoo) -> None:
 # --- EfficientNet-Lite0 (torch exports) ---------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def lite0_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """EfficientNet-Lite0 exported with module-path node names (stand-in for onnxdream.export)."""
-    import torch
-
-    from onnxdream.metadata import PREPROCESS_KEY
-    from onnxdream.zoo import EFFICIENTNET_PREPROCESS, efficientnet_lite0
-
-    path = tmp_path_factory.mktemp("lite0") / "lite0.onnx"
-    torch.onnx.export(
-        efficientnet_lite0(), (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False, opset_version=17
-    )
-    model = onnx.load(str(path))
-    for node in model.graph.node:
-        node.name = node.name.lstrip("/")  # "/_blocks.8/Add" -> "_blocks.8/Add": scope "_blocks.8"
-    set_json(model, PREPROCESS_KEY, EFFICIENTNET_PREPROCESS)
-    io.save_model(model, path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def lite0_dynamo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default (dynamo) export: names like node_Conv_877, module paths in node metadata_props."""
-    import torch
-
-    from onnxdream.zoo import efficientnet_lite0
-
-    path = tmp_path_factory.mktemp("lite0-dynamo") / "lite0.onnx"
-    program = torch.onnx.export(efficientnet_lite0(), (torch.zeros(1, 3, 224, 224),), dynamo=True)
-    program.save(str(path))
-    return path
-
-
 def _photo(path: Path, size: tuple[int, int] = (300, 240)) -> Path:
     """A seeded synthetic photo: smooth colour gradients plus noise (no downloaded images)."""
     from PIL import Image
@@ -452,8 +419,9 @@ def _photo(path: Path, size: tuple[int, int] = (300, 240)) -> Path:
     return path
 
 
-def test_lite0_block8_run_save_matches_torch(lite0_onnx: Path, tmp_path: Path) -> None:
-    """The done-when command; activations checked against a forward hook on the torch module."""
+def test_lite0_block8_run_save_matches_torch(builtin_exports: dict[str, Path], tmp_path: Path) -> None:
+    """The done-when command on the built-in model; checked against a forward hook in torch."""
+    lite0_onnx = builtin_exports["dynamo"]
     import torch
 
     from onnxdream.preprocess import load_input
@@ -501,14 +469,14 @@ def test_run_save_scope_with_two_outputs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("export", ["legacy", "dynamo"])
 def test_lite0_ort_fusions_do_not_swallow_exposed_outputs(
-    export: str, lite0_onnx: Path, lite0_dynamo: Path
+    export: str, builtin_exports: dict[str, Path]
 ) -> None:
     """ORT (opt=all) fuses Conv+Clip/Add and rewrites layouts; exposed tensors must survive it.
 
     Finding: ORT never fuses a node whose output is a graph output, so exposed values agree with
     opt=none to float rounding (kernels differ), and originals are bit-identical only at opt=none.
     """
-    model = onnx.load(str(lite0_onnx if export == "legacy" else lite0_dynamo))
+    model = onnx.load(str(builtin_exports[export]))
     result = expose(model, all=True)
     feeds = random_feeds(model)
     optimised, plain = ort_run(result.model, feeds, "all"), ort_run(result.model, feeds, "none")
@@ -524,8 +492,8 @@ def test_lite0_ort_fusions_do_not_swallow_exposed_outputs(
     )
 
 
-def test_lite0_dynamo_node_metadata_kept(lite0_dynamo: Path) -> None:
-    model = onnx.load(str(lite0_dynamo))
+def test_lite0_dynamo_node_metadata_kept(builtin_exports: dict[str, Path]) -> None:
+    model = onnx.load(str(builtin_exports["dynamo"]))
     out = expose(model, all=True).model
     assert [list(n.metadata_props) for n in out.graph.node] == [
         list(n.metadata_props) for n in model.graph.node
