@@ -37,7 +37,14 @@ def _quiet_stderr() -> Iterator[None]:
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
-        with open(os.devnull, "w") as devnull, warnings.catch_warnings():
+        with (
+            open(os.devnull, "w") as devnull,
+            warnings.catch_warnings(),
+            # preload_dlls() prints through Python: where sys.stdout is not fd 1 (Jupyter,
+            # pytest), redirecting the file descriptors alone would let it through.
+            contextlib.redirect_stdout(devnull),
+            contextlib.redirect_stderr(devnull),
+        ):
             warnings.simplefilter("ignore")
             for fd in saved:
                 os.dup2(devnull.fileno(), fd)
