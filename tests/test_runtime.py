@@ -126,3 +126,27 @@ def test_invalid_model_is_one_line_error(relu: onnx.ModelProto) -> None:
         make_session(broken, "cpu")
     assert str(info.value).startswith("ONNX Runtime cannot load the model: ")
     assert "\n" not in str(info.value)
+
+
+def test_models_past_the_protobuf_limit_are_saved_once_and_cached(monkeypatch) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnxdream import runtime
+
+    weight = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    monkeypatch.setattr(runtime, "PROTO_LIMIT", 10)
+    runtime.clear_cache()
+    first = runtime.make_session(model, device="cpu")
+    second = runtime.make_session(model, device="cpu")
+    assert first is second
+    out = first.run({"x": np.ones((1, 2), np.float32)})["y"]
+    np.testing.assert_array_equal(out, [[3.0, 5.0, 7.0]])
