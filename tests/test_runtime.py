@@ -142,7 +142,7 @@ def test_models_past_the_protobuf_limit_are_saved_once_and_cached(monkeypatch) -
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
         [weight],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     monkeypatch.setattr(runtime, "PROTO_LIMIT", 10)
     runtime.clear_cache()
     first = runtime.make_session(model, device="cpu")
