@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# The public verbs, imported on first use so that ``import onnxdream`` stays fast.
-_LAZY = {"rename": "onnxdream.names.apply", "dream": "onnxdream.dream"}
+if TYPE_CHECKING:
+    from onnxdream.dream import dream
+    from onnxdream.export import export_model as export
+    from onnxdream.names.apply import rename
+    from onnxdream.surgery import expose
 
-__all__ = ["dream", "rename"]
+# The public verbs, imported on first use so that ``import onnxdream`` stays fast.
+_LAZY = {
+    "export": ("onnxdream.export", "export_model"),
+    "rename": ("onnxdream.names.apply", "rename"),
+    "expose": ("onnxdream.surgery", "expose"),
+    "dream": ("onnxdream.dream", "dream"),
+}
+
+__all__ = ["dream", "export", "expose", "rename"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'onnxdream' has no attribute {name!r}")
