@@ -216,7 +216,7 @@ class Dreamer:
                     )
                     if checker is not None and found.sample is not None:
                         self._check(checker, found, result, options, octave)
-                    bar(octave, len(sizes), found.objective)
+                    bar(f"{octave + 1}/{len(sizes)} step {step + 1}/{options.steps}", found.objective)
                 detail = pixels - base
         result.objective_after = objective_value(evaluate, pixels, options.tile)
         result.seconds = time.perf_counter() - start
@@ -253,7 +253,7 @@ class _progress:
         self.enabled, self.total = enabled, total
         self._bar: Progress | None = None
 
-    def __enter__(self) -> Callable[[int, int, float], None]:
+    def __enter__(self) -> Callable[[str, float], None]:
         if self.enabled:
             self._bar = Progress(
                 TextColumn("octave {task.fields[octave]}"),
@@ -268,11 +268,9 @@ class _progress:
             self._task = self._bar.add_task("dream", total=self.total, octave="-", objective="-")
         return self.update
 
-    def update(self, octave: int, octaves: int, objective: float) -> None:
+    def update(self, where: str, objective: float) -> None:
         if self._bar is not None:
-            self._bar.update(
-                self._task, advance=1, octave=f"{octave + 1}/{octaves}", objective=f"{objective:.4g}"
-            )
+            self._bar.update(self._task, advance=1, octave=where, objective=f"{objective:.4g}")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
