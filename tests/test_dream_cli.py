@@ -116,10 +116,13 @@ def test_folder_mode_skips_unreadable_files(tiny, tmp_path):
     to_pil(pattern(48, 64, seed=1)).save(src / "a.png")
     to_pil(pattern(40, 40, seed=2)).save(src / "b.webp")
     (src / "notes.txt").write_text("not an image")
+    to_pil(pattern(8, 8, seed=3)).save(src / "tiny.png")  # too small for block2
     result = _dream(str(src), str(dst), "--model", str(tiny), "--layer", "block2", *FAST)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in dst.iterdir()) == ["a.png", "b.webp"]
-    assert "skipping" in result.output and "notes.txt" in result.output
+    output = " ".join(result.output.split())
+    assert "skipping" in output and "notes.txt: not a readable image" in output
+    assert "tiny.png: image is 8x8, too small for the target layers" in output
 
 
 def test_same_seed_same_bytes(tiny, photo, tmp_path):

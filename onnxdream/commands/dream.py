@@ -179,18 +179,22 @@ def dream_command(
             raise OnnxDreamError(f"{out_dir}: refusing to write into the input folder")
         specs = layer_specs(dreamer, layer, model)
         done = 0
+        dreamer.net.validate([s.layer for s in specs])  # a bad layer fails once, before any image
         for source in _images_in(Path(image)):
             try:
                 pixels = as_array(source, max_size)
+                picture, result = dreamer.run(pixels, specs, options)
             except OnnxDreamError as exc:
-                err_console.print(f"[yellow]warning:[/] skipping {exc}", highlight=False, soft_wrap=True)
+                if exc.exit_code != 2:
+                    raise
+                text = str(exc) if str(exc).startswith(str(source)) else f"{source}: {exc}"
+                err_console.print(f"[yellow]warning:[/] skipping {text}", highlight=False, soft_wrap=True)
                 continue
-            picture, result = dreamer.run(pixels, specs, options)
             target = save_image(picture, _out_name(source, out_dir))
             report(result, target)
             done += 1
         if done == 0:
-            raise OnnxDreamError(f"{image}: no readable image in the folder")
+            raise OnnxDreamError(f"{image}: no image in the folder could be dreamed")
     else:
         pixels = demo_image(seed=seed) if image is None else as_array(image, max_size)
         if max_size is not None and image is None:
