@@ -171,3 +171,15 @@ def test_atlas_layers_and_grid(dreamer):
     cells.append(cells[0])
     grid = make_grid(cells, ["block1", "block2", "block1 again"])
     assert grid.size == (2 * 64, 2 * (48 + label_height()))
+
+
+def test_torch_adapter_stops_after_the_deepest_layer():
+    net = tiny_cnn()
+    calls = []
+    net.head.register_forward_pre_hook(lambda *_: calls.append("head"))
+    acts = TorchActivations(net)(torch.zeros(1, 3, 16, 16), ["block1", "stem.0"])
+    assert list(acts) == ["block1", "stem.0"]
+    assert tuple(acts["block1"].shape) == (1, 12, 8, 8) and tuple(acts["stem.0"].shape) == (1, 8, 16, 16)
+    assert calls == []  # nothing after block1 ran
+    with pytest.raises(UnknownLayerError, match=r"unknown layer 'blockk1'; did you mean 'block1'"):
+        TorchActivations(net)(torch.zeros(1, 3, 16, 16), ["blockk1"])
