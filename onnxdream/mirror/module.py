@@ -397,7 +397,8 @@ class Mirror(nn.Module):
             return [given[k] for k in self.input_names]
         if len(inputs) != len(self.input_names):
             raise OnnxDreamError(
-                f"{self.source}: expected {len(self.input_names)} input(s) {self.input_names}, got {len(inputs)}"
+                f"{self.source}: expected {len(self.input_names)} input(s) {self.input_names}, "
+                f"got {len(inputs)}"
             )
         return list(inputs)
 

@@ -168,13 +168,13 @@ def _resize(x, roi, scales, sizes, axes, spec: _Spec) -> torch.Tensor:
             ratios = [s / n for s, n in zip(sizes, in_sizes, strict=True)]
             r = min(ratios) if spec.aspect == "not_larger" else max(ratios)
             scale_list = [r] * len(axes)
-            out = [int(round(r * n)) for n in in_sizes]
+            out = [round(r * n) for n in in_sizes]
         else:
             out = list(sizes)
             scale_list = [s / n for s, n in zip(out, in_sizes, strict=True)]
     else:
         scale_list = list(scales)
-        out = [int(math.floor(n * s)) for n, s in zip(in_sizes, scale_list, strict=True)]
+        out = [math.floor(n * s) for n, s in zip(in_sizes, scale_list, strict=True)]
     roi_pairs = [(0.0, 1.0)] * len(axes)
     if roi is not None and len(roi) > 0 and spec.transform == "tf_crop_and_resize":
         half = len(roi) // 2
