@@ -2,31 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from onnxdream.mirror.ops._common import same_pads, symmetric, torch_pad
-from onnxdream.mirror.registry import Converted, NodeView, converter
+from onnxdream.mirror.registry import Converted, Fn, NodeView, converter
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-def _spatial_rank(node: NodeView) -> int:
+def _spatial_rank(node: NodeView) -> int | None:
     weight = node.static(1)
     if weight is not None:
         return weight.dim() - 2
     kernel = node.attr("kernel_shape")
-    if kernel is None:
-        raise node.unsupported("needs a constant weight or a kernel_shape attribute")
-    return len(kernel)
+    return None if kernel is None else len(kernel)
+
+
+def _by_rank(node: NodeView, make: Callable[[NodeView, int], Fn], table: dict[int, Fn]) -> Converted:
+    """Build the call for the weight's rank, now if it is known, else on first use."""
+    rank = _spatial_rank(node)
+    if rank is not None:
+        if rank not in table:
+            raise node.unsupported(f"{rank}-D kernel")
+        return node.call(make(node, rank), 0, 1, 2)
+    built: dict[int, Fn] = {}
+
+    def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        r = w.dim() - 2
+        if r not in built:
+            if r not in table:
+                raise ValueError(f"node {node.key!r}: {r}-D kernel is not supported")
+            built[r] = make(node, r)
+        return built[r](x, w, b)
+
+    return node.call(run, 0, 1, 2)
+
+
+_AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 
 @converter("Conv", 1)
 def conv(node: NodeView) -> Converted:
-    rank = _spatial_rank(node)
-    if rank not in _CONV:
-        raise node.unsupported(f"{rank}-D convolution")
+    if node.attr("auto_pad", "NOTSET") not in _AUTO_PADS:
+        raise node.unsupported(f"auto_pad {node.attr('auto_pad')!r}")
+    return _by_rank(node, _conv, _CONV)
+
+
+@converter("ConvTranspose", 1)
+def conv_transpose(node: NodeView) -> Converted:
+    if node.attr("auto_pad", "NOTSET") not in _AUTO_PADS:
+        raise node.unsupported(f"auto_pad {node.attr('auto_pad')!r}")
+    return _by_rank(node, _conv_transpose, _CONV_T)
+
+
+def _conv(node: NodeView, rank: int) -> Fn:
     fn = _CONV[rank]
     strides = tuple(node.attr("strides", [1] * rank))
     dilations = tuple(node.attr("dilations", [1] * rank))
@@ -39,13 +72,9 @@ def conv(node: NodeView) -> Converted:
             pads = [0] * 2 * rank
         if symmetric(pads):
             padding = tuple(pads[:rank])
-            return node.call(lambda x, w, b=None: fn(x, w, b, strides, padding, dilations, groups), 0, 1, 2)
+            return lambda x, w, b=None: fn(x, w, b, strides, padding, dilations, groups)
         explicit = torch_pad(pads)
-        return node.call(
-            lambda x, w, b=None: fn(F.pad(x, explicit), w, b, strides, 0, dilations, groups), 0, 1, 2
-        )
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise node.unsupported(f"auto_pad {auto_pad!r}")
+        return lambda x, w, b=None: fn(F.pad(x, explicit), w, b, strides, 0, dilations, groups)
     upper = auto_pad == "SAME_UPPER"
 
     def same(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,14 +83,10 @@ def conv(node: NodeView) -> Converted:
             return fn(x, w, b, strides, tuple(p[:rank]), dilations, groups)
         return fn(F.pad(x, torch_pad(p)), w, b, strides, 0, dilations, groups)
 
-    return node.call(same, 0, 1, 2)
+    return same
 
 
-@converter("ConvTranspose", 1)
-def conv_transpose(node: NodeView) -> Converted:
-    rank = _spatial_rank(node)
-    if rank not in _CONV_T:
-        raise node.unsupported(f"{rank}-D transposed convolution")
+def _conv_transpose(node: NodeView, rank: int) -> Fn:
     fn = _CONV_T[rank]
     strides = node.attr("strides", [1] * rank)
     dilations = node.attr("dilations", [1] * rank)
@@ -100,4 +125,4 @@ def conv_transpose(node: NodeView) -> Converted:
             y = y + b.reshape(1, -1, *([1] * rank))
         return y
 
-    return node.call(run, 0, 1, 2)
+    return run

@@ -50,8 +50,7 @@ def _native_padding(pads: list[int], kernel: list[int], dilations: list[int]) ->
 def max_pool(node: NodeView) -> Converted:
     kernel, strides, dilations, auto_pad, pads, ceil = _geometry(node)
     fn = _MAX[len(kernel)]
-    if node.attr("storage_order", 0):
-        raise node.unsupported("storage_order=1 (column-major indices)")
+    column_major = bool(node.attr("storage_order", 0))
     with_indices = len(node.outputs) > 1
     rank = len(kernel)
 
@@ -67,50 +66,84 @@ def max_pool(node: NodeView) -> Converted:
         if not with_indices:
             return fn(padded, kernel, strides, native, dilations, ceil)
         y, idx = fn(padded, kernel, strides, native, dilations, ceil, return_indices=True)
-        return y, _onnx_indices(idx, x, padded, p)
+        return y, _onnx_indices(idx, x, padded, p, column_major)
 
     return node.call(run, 0)
 
 
-def _onnx_indices(idx: torch.Tensor, x: torch.Tensor, padded: torch.Tensor, pads: list[int]) -> torch.Tensor:
-    """torch's per-plane indices into ``padded`` -> ONNX row-major indices into the whole ``x``."""
-    spatial = x.shape[2:]
+def _onnx_indices(
+    idx: torch.Tensor, x: torch.Tensor, padded: torch.Tensor, pads: list[int], column_major: bool
+) -> torch.Tensor:
+    """torch's per-plane indices into ``padded`` -> ONNX indices into the whole ``x``."""
+    spatial = list(x.shape[2:])
     rank = len(spatial)
+    coords, rest = [], idx
+    for size in reversed(padded.shape[2:]):
+        coords.append(rest % size)
+        rest = rest // size
+    coords.reverse()
     if padded is not x:
-        coords, rest = [], idx
-        for size in reversed(padded.shape[2:]):
-            coords.append(rest % size)
-            rest = rest // size
-        coords.reverse()
-        idx = torch.zeros_like(idx)
-        for c, size, begin in zip(coords, spatial, pads[:rank], strict=True):
-            idx = idx * size + (c - begin)
+        coords = [c - begin for c, begin in zip(coords, pads[:rank], strict=True)]
+    axes = list(range(rank))
+    if column_major:
+        axes.reverse()
+    flat = torch.zeros_like(idx)
+    for a in axes:
+        flat = flat * spatial[a] + coords[a]
     plane = math.prod(spatial)
     base = torch.arange(x.shape[0] * x.shape[1], device=idx.device).reshape(x.shape[0], x.shape[1])
-    return idx + (base * plane).reshape(*base.shape, *([1] * rank))
+    return flat + (base * plane).reshape(*base.shape, *([1] * rank))
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _ceil_extra(sizes, kernel, strides, dilations, pads) -> list[int]:
+    """Extra end padding so that ``ceil_mode`` windows exist; windows starting in the end pad are dropped."""
+    n = len(kernel)
+    extra = []
+    for i, size in enumerate(sizes):
+        padded = size + pads[i] + pads[i + n]
+        span = (kernel[i] - 1) * dilations[i] + 1
+        out = math.ceil((padded - span) / strides[i]) + 1
+        if (out - 1) * strides[i] >= size + pads[i]:
+            out -= 1
+        extra.append(max((out - 1) * strides[i] + span - padded, 0))
+    return extra
+
+
+def _average_by_conv(x, kernel, strides, dilations, pads, ceil: bool, include_pad: bool) -> torch.Tensor:
+    """Average pooling as a depthwise sum over the window divided by the cells counted (any dilation)."""
+    rank = len(kernel)
+    conv = _CONV[rank]
+    extra = _ceil_extra(x.shape[2:], kernel, strides, dilations, pads) if ceil else [0] * rank
+    full = list(pads[:rank]) + [p + e for p, e in zip(pads[rank:], extra, strict=True)]
+    channels = x.shape[1]
+    ones_kernel = torch.ones((channels, 1, *kernel), dtype=x.dtype, device=x.device)
+    total = conv(F.pad(x, torch_pad(full)), ones_kernel, None, strides, 0, dilations, channels)
+    mask = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+    if include_pad:
+        mask = F.pad(mask, torch_pad(list(pads)), value=1.0)
+        mask = F.pad(mask, torch_pad([0] * rank + extra))
+    else:
+        mask = F.pad(mask, torch_pad(full))
+    count = conv(mask, ones_kernel[:1], None, strides, 0, dilations)
+    return total / count
 
 
 @converter("AveragePool", 1)
 def average_pool(node: NodeView) -> Converted:
     kernel, strides, dilations, auto_pad, pads, ceil = _geometry(node)
-    if any(d != 1 for d in dilations):
-        raise node.unsupported("dilated average pooling")
     fn = _AVG[len(kernel)]
     include_pad = bool(node.attr("count_include_pad", 0))
+    dilated = any(d != 1 for d in dilations)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         p = _pads_for(x, kernel, strides, dilations, auto_pad, pads)
         native = _native_padding(p, kernel, dilations)
-        if native is not None:
+        if native is not None and not dilated and not ceil:
             return fn(x, kernel, strides, native, ceil, include_pad)
-        explicit = torch_pad(p)
-        total = fn(F.pad(x, explicit), kernel, strides, 0, ceil, True)
-        if include_pad:
-            return total
-        # Divide by the number of real (unpadded) cells in each window.
-        ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
-        count = fn(F.pad(ones, explicit), kernel, strides, 0, ceil, True)
-        return total / count
+        return _average_by_conv(x, kernel, strides, dilations, p, ceil, include_pad)
 
     return node.call(run, 0)
 

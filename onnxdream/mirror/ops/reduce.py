@@ -31,11 +31,32 @@ def _count(x: torch.Tensor, dim: tuple[int, ...]) -> int:
     return n
 
 
-def _amax(x, dim, keepdim):
+def _empty_extreme(x: torch.Tensor, dim: tuple[int, ...], keepdim: bool, low: bool) -> torch.Tensor:
+    """Max (``low``) or min over an empty set: the identity element, as ONNX defines it."""
+    shape = (
+        [1 if d in dim else n for d, n in enumerate(x.shape)]
+        if keepdim
+        else [n for d, n in enumerate(x.shape) if d not in dim]
+    )
+    if x.dtype == torch.bool:
+        return torch.full(shape, not low, dtype=torch.bool, device=x.device)
+    if x.dtype.is_floating_point:
+        fill = -torch.inf if low else torch.inf
+    else:
+        info = torch.iinfo(x.dtype)
+        fill = info.min if low else info.max
+    return torch.full(shape, fill, dtype=x.dtype, device=x.device)
+
+
+def _amax(x: torch.Tensor, dim: tuple[int, ...], keepdim: bool) -> torch.Tensor:
+    if any(x.shape[d] == 0 for d in dim):
+        return _empty_extreme(x, dim, keepdim, low=True)
     return torch.amax(x, dim=dim, keepdim=keepdim)
 
 
-def _amin(x, dim, keepdim):
+def _amin(x: torch.Tensor, dim: tuple[int, ...], keepdim: bool) -> torch.Tensor:
+    if any(x.shape[d] == 0 for d in dim):
+        return _empty_extreme(x, dim, keepdim, low=False)
     return torch.amin(x, dim=dim, keepdim=keepdim)
 
 

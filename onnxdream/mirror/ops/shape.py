@@ -225,7 +225,7 @@ def gather(node: NodeView) -> Converted:
         flat = indices.reshape(-1).to(device=data.device, dtype=torch.int64)
         flat = torch.where(flat < 0, flat + data.shape[a], flat)
         out = torch.index_select(data, a, flat)
-        return out.reshape(*data.shape[:a], *indices.shape, *data.shape[a + 1 :])
+        return out.reshape((*data.shape[:a], *indices.shape, *data.shape[a + 1 :]))
 
     return node.call(run, 0, 1)
 
