@@ -1,0 +1,1 @@
+"""Naming strategies: each turns some evidence in a model into node names."""
