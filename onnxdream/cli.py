@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onnxdream.commands import export, layers
+from onnxdream.commands import check, export, layers
 
 app = typer.Typer(
     name="onnxdream",
@@ -23,6 +23,7 @@ def _root() -> None:
 
 app.command("export")(export.export_command)
 app.command("layers")(layers.layers_command)
+app.command("check")(check.check_command)
 
 
 def main() -> None:
