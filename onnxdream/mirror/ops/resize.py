@@ -71,22 +71,22 @@ def _coeffs(ratio: float, scale: float, spec: _Spec) -> list[float]:
 
 
 def _source(x: int, n: int, out_int: int, scale: float, spec: _Spec, roi: tuple[float, float]) -> float:
-    out = scale * n
+    """Source coordinate of output index ``x``; lengths are the integer output size, as in ONNX Runtime."""
     t = spec.transform
     if t == "align_corners":
-        return 0.0 if out == 1 else x * (n - 1) / (out - 1)
+        return 0.0 if out_int == 1 else x * (n - 1) / (out_int - 1)
     if t == "asymmetric":
         return x / scale
     if t == "tf_crop_and_resize":
-        if out == 1:
+        if out_int == 1:
             return (roi[1] - roi[0]) * (n - 1) / 2 + roi[0] * (n - 1)
-        return x * (roi[1] - roi[0]) * (n - 1) / (out - 1) + roi[0] * (n - 1)
+        return x * (roi[1] - roi[0]) * (n - 1) / (out_int - 1) + roi[0] * (n - 1)
     if t == "pytorch_half_pixel":
-        return -0.5 if out == 1 else (x + 0.5) / scale - 0.5
+        return -0.5 if out_int == 1 else (x + 0.5) / scale - 0.5
     if t == "half_pixel":
         return (x + 0.5) / scale - 0.5
     if t == "half_pixel_symmetric":
-        offset = n / 2 * (1 - out_int / out)
+        offset = n / 2 * (1 - out_int / (scale * n))
         return offset + (x + 0.5) / scale - 0.5
     raise ValueError(t)
 
