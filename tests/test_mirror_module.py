@@ -156,9 +156,9 @@ def test_every_unsupported_node_is_listed():
     problems = unsupported_nodes(model)
     assert [(p.node, p.op_type) for p in problems] == [
         ("node_Frobnicate_0", "Frobnicate"),
-        ("node_NoSuchOp_1", "NoSuchOp"),
+        ("node_NoSuchOp_2", "NoSuchOp"),
     ]
     with pytest.raises(
-        UnsupportedOpError, match=r"2 unsupported node\(s\).*'node_NoSuchOp_1' \(NoSuchOp, opset 13\)"
+        UnsupportedOpError, match=r"2 unsupported node\(s\).*'node_NoSuchOp_2' \(NoSuchOp, opset 13\)"
     ):
         to_torch(model)
