@@ -157,7 +157,8 @@ class _Builder:
         entry = lookup(node.op_type, self.opset, node.domain)
         if entry is None:
             domain = f" in domain {node.domain!r}" if node.domain not in ("", "ai.onnx") else ""
-            self.problems.append(Unsupported(self.keys[i], node.op_type, f"no converter{domain}"))
+            why = f"node {self.keys[i]!r} ({node.op_type}, opset {self.opset}): no converter{domain}"
+            self.problems.append(Unsupported(self.keys[i], node.op_type, why))
             return None
         view = NodeView(node, self.keys[i], self.opset, self.constants)
         try:
