@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from onnxdream.check import check
     from onnxdream.export import export_model as export
+    from onnxdream.mirror import to_torch
     from onnxdream.names.apply import rename
     from onnxdream.surgery import expose
 
@@ -17,9 +19,11 @@ _LAZY = {
     "export": ("onnxdream.export", "export_model"),
     "rename": ("onnxdream.names.apply", "rename"),
     "expose": ("onnxdream.surgery", "expose"),
+    "to_torch": ("onnxdream.mirror", "to_torch"),
+    "check": ("onnxdream.check", "check"),
 }
 
-__all__ = ["export", "expose", "rename"]
+__all__ = ["check", "export", "expose", "rename", "to_torch"]
 
 
 def __getattr__(name: str) -> Any:
