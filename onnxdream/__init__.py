@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from onnxdream.check import check
     from onnxdream.dream import dream
     from onnxdream.export import export_model as export
+    from onnxdream.mirror import to_torch
     from onnxdream.names.apply import rename
     from onnxdream.surgery import expose
 
@@ -18,10 +20,12 @@ _LAZY = {
     "export": ("onnxdream.export", "export_model"),
     "rename": ("onnxdream.names.apply", "rename"),
     "expose": ("onnxdream.surgery", "expose"),
+    "to_torch": ("onnxdream.mirror", "to_torch"),
+    "check": ("onnxdream.check", "check"),
     "dream": ("onnxdream.dream", "dream"),
 }
 
-__all__ = ["dream", "export", "expose", "rename"]
+__all__ = ["check", "dream", "export", "expose", "rename", "to_torch"]
 
 
 def __getattr__(name: str) -> Any:

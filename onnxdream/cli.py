@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onnxdream.commands import dream, export, expose, layers, rename
+from onnxdream.commands import check, dream, export, expose, layers, rename
 
 app = typer.Typer(
     name="onnxdream",
@@ -25,6 +25,7 @@ app.command("export")(export.export_command)
 app.command("layers")(layers.layers_command)
 app.command("rename")(rename.rename_command)
 app.command("expose-layers")(expose.expose_layers)
+app.command("check")(check.check_command)
 app.command("dream")(dream.dream_command)
 
 

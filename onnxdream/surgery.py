@@ -7,17 +7,15 @@ so nothing but the graph outputs and the model's ``onnxdream.exposed`` entry cha
 from __future__ import annotations
 
 import fnmatch
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import onnx
 
-from onnxdream import io
 from onnxdream.errors import OnnxDreamError, UnknownLayerError, suggest
 from onnxdream.graph import GraphIndex, Layer
 from onnxdream.metadata import EXPOSED_KEY, get_json, set_json
+from onnxdream.shapes import infer_model
 
 
 @dataclass
@@ -110,22 +108,7 @@ def _select(
 
 def _inferred_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     """Types of every tensor from ONNX shape inference (the path form past the 2 GB limit)."""
-    if model.ByteSize() < io.PROTO_LIMIT:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    else:
-        with tempfile.TemporaryDirectory(prefix="onnxdream-infer-") as folder:
-            source, target = Path(folder) / "model.onnx", Path(folder) / "inferred.onnx"
-            onnx.save_model(
-                model,
-                str(source),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location="model.onnx.data",
-                size_threshold=1024,
-            )
-            onnx.shape_inference.infer_shapes_path(str(source), str(target), data_prop=True)
-            inferred = onnx.load_model(str(target), load_external_data=False)
-    graph = inferred.graph
+    graph = infer_model(model).graph
     return {v.name: v for v in [*graph.input, *graph.value_info, *graph.output]}
 
 
