@@ -19,8 +19,6 @@ from onnxdream.dream.atlas import label_height
 from onnxdream.dream.image import to_pil
 from onnxdream.errors import MismatchError, UnknownLayerError
 
-pytest.importorskip("onnxdream.mirror", reason="the torch mirror (branch mirror) is not merged yet")
-
 runner = CliRunner()
 FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]
 
