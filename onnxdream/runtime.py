@@ -125,7 +125,7 @@ class Session:
         return dict(zip(names, self.session.run(names, dict(feeds)), strict=True))
 
 
-_cache: dict[tuple[str, str, str], Session] = {}
+_cache: dict[tuple[str, str, str, bool], Session] = {}
 _large_models: dict[str, tempfile.TemporaryDirectory] = {}
 """Models past the protobuf limit, saved once per content into folders removed at exit."""
 
@@ -160,8 +160,12 @@ def make_session(
     model: onnx.ModelProto | str | os.PathLike[str],
     device: str = "auto",
     optimization: str = "all",
+    spinning: bool = True,
 ) -> Session:
     """Create (or reuse) a session for ``model`` on ``device`` with the given graph optimisation.
+
+    ``spinning=False`` stops idle intra-op threads from busy-waiting after each run: use it for
+    occasional runs beside other CPU work (the dream's forward checks beside torch).
 
     Raises:
         OnnxDreamError: bad device or optimisation level, or ONNX Runtime rejects the model.
@@ -172,11 +176,13 @@ def make_session(
         )
     resolved = resolve_device(device)
     key, source = _model_key(model)
-    cache_key = (key, resolved, optimization)
+    cache_key = (key, resolved, optimization, spinning)
     if cache_key not in _cache:
         options = ort.SessionOptions()
         options.graph_optimization_level = OPTIMIZATIONS[optimization]
         options.log_severity_level = 3
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [_PROVIDERS["cuda"], _PROVIDERS["cpu"]] if resolved == "cuda" else [_PROVIDERS["cpu"]]
         try:
             session = ort.InferenceSession(source, options, providers=providers)

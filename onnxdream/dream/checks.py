@@ -168,7 +168,8 @@ class ForwardChecker:
         self.mapping = {layer: list(names) for layer, names in mapping.items()}
         outputs = list(dict.fromkeys(name for names in self.mapping.values() for name in names))
         self.model = cut_model(model, outputs)
-        self.session = make_session(self.model, device=device)
+        # No busy-waiting ORT threads between checks: they would steal the CPU from torch.
+        self.session = make_session(self.model, device=device, spinning=False)
         self.input_name = self.session.input_names[0]
         self.atol, self.rtol = atol, rtol
 
