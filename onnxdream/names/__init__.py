@@ -1,0 +1,1 @@
+"""Naming strategies: metadata, weights, tensors, structure, reference matching, map."""

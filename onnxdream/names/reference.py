@@ -1,0 +1,176 @@
+"""Names from a reference model: find, for each node of a target model, the node of a named
+reference model that computes the same thing, despite fine-tuning, another exporter, fused or
+unfused BatchNormalization, folded padding, another opset, shuffled nodes or a new head.
+
+The graph structure is the skeleton (:mod:`onnxdream.names.reference_units`), weight similarity
+and neighbour consistency are the evidence (:mod:`onnxdream.names.reference_align`):
+
+1. both graphs are reduced to units in a canonical topological order;
+2. an order-preserving alignment pairs units with equal signatures, preferring similar kernels;
+3. pairs are kept only while their evidence holds: a parameter-less unit needs a matched
+   predecessor (so a new head's pooling never takes the pretrained pooling's name), a unit with
+   weights needs kernels more alike than chance or, lacking weights, a matched predecessor;
+4. transparent nodes (Reshape, Flatten, Pad, ...) and absorbed BatchNormalization / bias nodes
+   take the reference's counterpart hanging off the same matched unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from onnxdream.names.reference_align import Evidence, align, evidence
+from onnxdream.names.reference_units import INPUT, Skeleton, Unit, build_skeleton
+
+MIN_WEIGHT_EVIDENCE = 0.15
+"""Kernels whose chance-corrected similarity is below this never match (a re-initialised layer)."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """A target node and the reference name it corresponds to.
+
+    Attributes:
+        node: index into ``target.graph.node``.
+        name: the reference node's name.
+        score: confidence in [0, 1].
+        why: the evidence, e.g. ``"conv 3x3/s2 3->32; weights cos 0.998; neighbours 2/2"``.
+    """
+
+    node: int
+    name: str
+    score: float
+    why: str
+
+
+def match_reference(
+    target: onnx.ModelProto, reference: onnx.ModelProto, *, min_score: float = 0.5
+) -> list[Match]:
+    """Match nodes of ``target`` to the named nodes of ``reference``.
+
+    Args:
+        target: the model whose names are lost (fine-tuned, re-exported, stripped).
+        reference: a model with good node names (the pretrained network).
+        min_score: matches scoring below this are left out.
+
+    Returns:
+        Matches sorted by target node index; each reference name is used at most once.
+    """
+    t_sk, r_sk = build_skeleton(target.graph), build_skeleton(reference.graph)
+    ev = evidence(t_sk, r_sk)
+    mapping = dict(align(t_sk, r_sk, ev))
+    mapping = _prune(t_sk, r_sk, ev, mapping)
+
+    names = [node.name for node in reference.graph.node]
+    matches: dict[int, Match] = {}
+    for t_id, r_id in mapping.items():
+        t_unit, r_unit = t_sk.units[t_id], r_sk.units[r_id]
+        score, why = _unit_score(t_unit, r_unit, ev, mapping)
+        for role, node in t_unit.roles.items():
+            if role in r_unit.roles and names[r_unit.roles[role]]:
+                detail = why if role == "main" else f"{role} of {names[r_unit.node] or r_unit.label}; {why}"
+                matches[node] = Match(node, names[r_unit.roles[role]], score, detail)
+    for node, match in _hanging(t_sk, r_sk, mapping, names, matches).items():
+        matches[node] = match
+    return [m for _, m in sorted(matches.items()) if m.score >= min_score]
+
+
+def _consistent(t_unit: Unit, r_unit: Unit, mapping: dict[int, int]) -> tuple[int, int, int]:
+    """(matched predecessors, matched successors, neighbours counted) for a unit pair."""
+
+    def hits(t_side: list[int], r_side: list[int]) -> int:
+        pool = list(r_side)
+        found = 0
+        for t in t_side:
+            r = INPUT if t == INPUT else mapping.get(t)
+            if r is not None and r in pool:
+                pool.remove(r)
+                found += 1
+        return found
+
+    preds = hits(t_unit.preds, r_unit.preds)
+    succs = hits(t_unit.succs, r_unit.succs)
+    total = max(len(t_unit.preds), len(r_unit.preds)) + max(len(t_unit.succs), len(r_unit.succs))
+    return preds, succs, total
+
+
+def _weight_evidence(t_unit: Unit, r_unit: Unit, ev: Evidence) -> tuple[float, float]:
+    """(chance-corrected evidence, raw cosine); NaN when either side lacks comparable weights."""
+    return float(ev.weight[t_unit.index, r_unit.index]), float(ev.cosine[t_unit.index, r_unit.index])
+
+
+def _holds(t_unit: Unit, r_unit: Unit, ev: Evidence, mapping: dict[int, int]) -> bool:
+    weight, _ = _weight_evidence(t_unit, r_unit, ev)
+    if not np.isnan(weight):
+        return weight >= MIN_WEIGHT_EVIDENCE
+    preds, _, _ = _consistent(t_unit, r_unit, mapping)
+    return preds > 0
+
+
+def _prune(target: Skeleton, reference: Skeleton, ev: Evidence, mapping: dict[int, int]) -> dict[int, int]:
+    """Drop pairs whose evidence does not hold, until every remaining pair holds."""
+    mapping = dict(mapping)
+    changed = True
+    while changed:
+        weak = [t for t, r in mapping.items() if not _holds(target.units[t], reference.units[r], ev, mapping)]
+        changed = bool(weak)
+        for t in weak:
+            del mapping[t]
+    return mapping
+
+
+def _unit_score(t_unit: Unit, r_unit: Unit, ev: Evidence, mapping: dict[int, int]) -> tuple[float, str]:
+    preds, succs, total = _consistent(t_unit, r_unit, mapping)
+    neighbours = (preds + succs) / total if total else 0.0
+    weight, cosine = _weight_evidence(t_unit, r_unit, ev)
+    parts = [t_unit.label]
+    if np.isnan(weight):
+        score = 0.4 + 0.6 * neighbours
+    else:
+        score = 0.25 + 0.45 * weight + 0.3 * neighbours
+        parts.append(f"weights cos {cosine:.3f}")
+    parts.append(f"neighbours {preds + succs}/{total}")
+    return round(float(score), 4), "; ".join(parts)
+
+
+def _hanging(
+    target: Skeleton,
+    reference: Skeleton,
+    mapping: dict[int, int],
+    names: list[str],
+    matched: dict[int, Match],
+) -> dict[int, Match]:
+    """Transparent target nodes take the reference's transparent node at the same place.
+
+    The place is (matched anchor unit, class, rank on the chain); a place held by more than one
+    node on either side is ambiguous and left alone.
+    """
+
+    def places(skeleton: Skeleton, anchor_map) -> dict[tuple, list[int]]:
+        found: dict[tuple, list[int]] = {}
+        for node, (anchor, klass, rank) in skeleton.hangers.items():
+            key = anchor_map(anchor)
+            if key is not None:
+                found.setdefault((key, klass, rank), []).append(node)
+        return found
+
+    t_places = places(target, lambda a: INPUT if a == INPUT else mapping.get(a))
+    r_places = places(reference, lambda a: a)
+    inverse = {r: t for t, r in mapping.items()}
+    out: dict[int, Match] = {}
+    for key, t_nodes in t_places.items():
+        r_nodes = r_places.get(key, [])
+        if len(t_nodes) != 1 or len(r_nodes) != 1 or not names[r_nodes[0]]:
+            continue
+        anchor, klass, rank = key
+        if anchor == INPUT:
+            score, why = 0.5, f"{klass} on the graph input"
+        else:
+            r_unit = reference.units[anchor]
+            anchor_match = matched.get(target.units[inverse[anchor]].node)
+            score = anchor_match.score if anchor_match else 0.5
+            why = f"{klass} #{rank} after {names[r_unit.node] or r_unit.label}"
+        out[t_nodes[0]] = Match(t_nodes[0], names[r_nodes[0]], score, why)
+    return out
