@@ -124,18 +124,16 @@ def build_model(kind: str, seed: int = 0) -> tuple[nn.Module, Layout]:
     raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(MODEL_KINDS)}")
 
 
-def fine_tune(model: nn.Module, steps: int = 4, seed: int = 0, size: int = 96) -> nn.Module:
+def fine_tune(model: nn.Module, steps: int = 3, seed: int = 0, size: int = 64) -> nn.Module:
     """Train every parameter for a few SGD steps on random images and labels (CPU, seeded)."""
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     for _ in range(steps):
-        images = torch.randn(8, 3, size, size, generator=generator)
-        with torch.no_grad():
-            classes = model(images).shape[1]
-        labels = torch.randint(0, classes, (8,), generator=generator)
+        logits = model(torch.randn(4, 3, size, size, generator=generator))
+        labels = torch.randint(0, logits.shape[1], (4,), generator=generator)
         optimiser.zero_grad()
-        nn.functional.cross_entropy(model(images), labels).backward()
+        nn.functional.cross_entropy(logits, labels).backward()
         optimiser.step()
     return model.eval()
 
@@ -361,7 +359,7 @@ class Case:
     truth: Truth
 
 
-def prepare(kind: str, exporter: str, level: str = "none", steps: int = 4, seed: int = 0) -> Case:
+def prepare(kind: str, exporter: str, level: str = "none", steps: int = 3, seed: int = 0) -> Case:
     """Build, fine-tune, drift and export one variant; read its ground truth."""
     model, layout = build_model(kind, seed)
     drift(fine_tune(model, steps=steps, seed=seed), level, layout, seed)

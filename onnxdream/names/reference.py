@@ -9,7 +9,9 @@ and neighbour consistency are the evidence (:mod:`onnxdream.names.reference_alig
 2. an order-preserving alignment pairs units with equal signatures, preferring similar kernels;
 3. pairs are kept only while their evidence holds: a parameter-less unit needs a matched
    predecessor (so a new head's pooling never takes the pretrained pooling's name), a unit with
-   weights needs kernels more alike than chance or, lacking weights, a matched predecessor;
+   weights needs kernels clearly more alike than chance (so a re-initialised classifier of the
+   same shape stays apart) or, where the two models do not share weights at all, a matched
+   predecessor like any other unit;
 4. transparent nodes (Reshape, Flatten, Pad, ...) and absorbed BatchNormalization / bias nodes
    take the reference's counterpart hanging off the same matched unit.
 """
@@ -24,8 +26,18 @@ import onnx
 from onnxdream.names.reference_align import Evidence, align, evidence
 from onnxdream.names.reference_units import INPUT, Skeleton, Unit, build_skeleton
 
-MIN_WEIGHT_EVIDENCE = 0.15
-"""Kernels whose chance-corrected similarity is below this never match (a re-initialised layer)."""
+MIN_WEIGHT_EVIDENCE = 0.35
+"""Kernels whose chance-corrected similarity is below this never match (a re-initialised layer).
+
+Unrelated trained kernels score up to ~0.3 (depthwise kernels share a centre-heavy shape), the
+same kernel after 100% relative noise ~0.6, after fine-tuning above 0.9.
+"""
+RELATED_WEIGHTS = 0.5
+"""Median evidence of the aligned pairs above which the two models are taken to share weights.
+
+Below it (a reference with other weights: trained from scratch, random) weights are no evidence
+and matching relies on structure alone.
+"""
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,15 @@ def match_reference(
     """
     t_sk, r_sk = build_skeleton(target.graph), build_skeleton(reference.graph)
     ev = evidence(t_sk, r_sk)
-    mapping = dict(align(t_sk, r_sk, ev))
-    mapping = _prune(t_sk, r_sk, ev, mapping)
+    first = align(t_sk.order, r_sk.order, ev)
+    aligned = [ev.weight[t, r] for t, r in first if not np.isnan(ev.weight[t, r])]
+    if aligned and float(np.median(aligned)) < RELATED_WEIGHTS:
+        none = np.full_like(ev.weight, np.nan)
+        ev = Evidence(ev.compatible, none, none, ev.context)
+    else:
+        # Unrelated kernels are no pair at all: left in, they would win an alignment by numbers.
+        ev = Evidence(ev.compatible & ~(ev.weight < MIN_WEIGHT_EVIDENCE), ev.cosine, ev.weight, ev.context)
+    mapping = _match_units(t_sk, r_sk, ev)
 
     names = [node.name for node in reference.graph.node]
     matches: dict[int, Match] = {}
@@ -75,6 +94,89 @@ def match_reference(
     for node, match in _hanging(t_sk, r_sk, mapping, names, matches).items():
         matches[node] = match
     return [m for _, m in sorted(matches.items()) if m.score >= min_score]
+
+
+def _match_units(target: Skeleton, reference: Skeleton, ev: Evidence) -> dict[int, int]:
+    """Pair units: units with weights by alignment, the rest by propagation, then leftovers.
+
+    Units with weights are the anchors: their signatures and kernels are specific. A unit
+    without weights (an activation, an Add, a Concat, a standalone BatchNormalization) follows
+    its predecessors: it takes the one compatible reference unit fed by exactly the images of
+    its own predecessors. Whatever is still open is aligned as a whole, and checked again.
+    """
+    weighted_t = [u for u in target.order if target.units[u].weight is not None]
+    weighted_r = [u for u in reference.order if reference.units[u].weight is not None]
+    mapping = _align_passes(target, reference, ev, weighted_t, weighted_r, {})
+    mapping = _propagate(target, reference, ev, mapping)
+    mapping = _align_passes(target, reference, ev, target.order, reference.order, mapping)
+    return _propagate(target, reference, ev, mapping)
+
+
+def _align_passes(
+    target: Skeleton,
+    reference: Skeleton,
+    ev: Evidence,
+    t_units: list[int],
+    r_units: list[int],
+    mapping: dict[int, int],
+    passes: int = 4,
+) -> dict[int, int]:
+    """Align the open units, drop pairs whose evidence fails, and repeat a few times.
+
+    One alignment cannot pair units that the two canonical orders list crosswise (identical
+    parallel branches tie in the order); a later pass over the leftovers can, now helped by the
+    neighbours already matched.
+    """
+    for _ in range(passes):
+        t_left = [u for u in t_units if u not in mapping]
+        taken = set(mapping.values())
+        r_left = [u for u in r_units if u not in taken]
+        extra = None
+        if mapping and t_left and r_left:
+            extra = np.zeros((len(t_left), len(r_left)))
+            for i, j in zip(*np.nonzero(ev.compatible[np.ix_(t_left, r_left)]), strict=True):
+                t_unit, r_unit = target.units[t_left[i]], reference.units[r_left[j]]
+                preds, succs, total = _consistent(t_unit, r_unit, mapping)
+                extra[i, j] = (preds + succs) / total if total else 0.0
+        found = align(t_left, r_left, ev, extra)
+        if not found:
+            break
+        before = dict(mapping)
+        mapping = _prune(target, reference, ev, {**mapping, **dict(found)})
+        if mapping == before:
+            break
+    return mapping
+
+
+def _propagate(
+    target: Skeleton, reference: Skeleton, ev: Evidence, mapping: dict[int, int]
+) -> dict[int, int]:
+    """Match open units whose predecessors are all matched to the unique fitting reference unit."""
+    mapping = dict(mapping)
+    changed = True
+    while changed:
+        changed = False
+        taken = set(mapping.values())
+        for u in target.order:
+            unit = target.units[u]
+            if u in mapping or not unit.preds:
+                continue
+            images = [INPUT if p == INPUT else mapping.get(p) for p in unit.preds]
+            if None in images:
+                continue
+            pool = reference.units[images[0]].succs if images[0] != INPUT else range(len(reference.units))
+            fits = [
+                r
+                for r in pool
+                if r not in taken
+                and ev.compatible[u, r]
+                and sorted(reference.units[r].preds) == sorted(images)
+            ]
+            if len(fits) == 1:
+                mapping[u] = fits[0]
+                taken.add(fits[0])
+                changed = True
+    return mapping
 
 
 def _consistent(t_unit: Unit, r_unit: Unit, mapping: dict[int, int]) -> tuple[int, int, int]:

@@ -83,24 +83,32 @@ def _neighbour_hashes(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
     return preds, succs
 
 
-def align(target: Skeleton, reference: Skeleton, ev: Evidence) -> list[tuple[int, int]]:
+def align(
+    t_order: list[int], r_order: list[int], ev: Evidence, extra: np.ndarray | None = None
+) -> list[tuple[int, int]]:
     """Order-preserving one-to-one pairing of compatible units that maximises total evidence.
 
-    A global alignment of the two canonical orders with free gaps: each compatible pair earns 1,
-    plus its weight evidence and its context (neighbours of the same kinds), so among repeated
-    identical blocks the kernels decide, and among identical activations their surroundings. Rows are
+    A global alignment of two unit orders with free gaps: each compatible pair earns 1, plus its
+    weight evidence and its context (neighbours of the same kinds), so among repeated identical
+    blocks the kernels decide, and among identical activations their surroundings. Rows are
     computed with a running maximum, so the cost is O(N * M) in numpy, not in Python.
+
+    Args:
+        t_order: target unit ids in order.
+        r_order: reference unit ids in order.
+        ev: pairwise evidence.
+        extra: more bonus per pair, shape (len(t_order), len(r_order)).
 
     Returns:
         (target unit id, reference unit id) pairs.
     """
-    t_order, r_order = np.array(target.order, dtype=int), np.array(reference.order, dtype=int)
+    t_order, r_order = np.array(t_order, dtype=int), np.array(r_order, dtype=int)
     n, m = len(t_order), len(r_order)
     if n == 0 or m == 0:
         return []
     comp = ev.compatible[np.ix_(t_order, r_order)]
     bonus = np.nan_to_num(ev.weight[np.ix_(t_order, r_order)], nan=0.0)
-    bonus = bonus + ev.context[np.ix_(t_order, r_order)]
+    bonus = bonus + ev.context[np.ix_(t_order, r_order)] + (0.0 if extra is None else extra)
     score = np.where(comp, 1.0 + bonus, -np.inf)
     table = np.zeros((n + 1, m + 1))
     for i in range(1, n + 1):
