@@ -359,12 +359,31 @@ class Case:
     truth: Truth
 
 
-def prepare(kind: str, exporter: str, level: str = "none", steps: int = 3, seed: int = 0) -> Case:
-    """Build, fine-tune, drift and export one variant; read its ground truth."""
-    model, layout = build_model(kind, seed)
-    drift(fine_tune(model, steps=steps, seed=seed), level, layout, seed)
-    exported = export(model, exporter)
-    return Case(exported, node_keys(exported, layout, backbone_modules()))
+class Variants:
+    """Builds variants once per process: one fine-tuned model per (kind, drift), one export per
+    (kind, drift, exporter). Exports take seconds each; tests share one instance per session."""
+
+    def __init__(self, steps: int = 3, seed: int = 0) -> None:
+        self.steps, self.seed = steps, seed
+        self._models: dict[tuple[str, str], tuple[nn.Module, Layout]] = {}
+        self._cases: dict[tuple[str, str, str], Case] = {}
+        self._modules = backbone_modules()
+
+    def model(self, kind: str, level: str = "none") -> tuple[nn.Module, Layout]:
+        """The fine-tuned (and drifted) torch model of a kind, and where its backbone sits."""
+        if (kind, level) not in self._models:
+            model, layout = build_model(kind, self.seed)
+            drift(fine_tune(model, steps=self.steps, seed=self.seed), level, layout, self.seed)
+            self._models[(kind, level)] = (model, layout)
+        return self._models[(kind, level)]
+
+    def case(self, kind: str, exporter: str, level: str = "none") -> Case:
+        """The exported variant with its ground truth (shared: copy before changing it)."""
+        if (kind, exporter, level) not in self._cases:
+            model, layout = self.model(kind, level)
+            exported = export(model, exporter)
+            self._cases[(kind, exporter, level)] = Case(exported, node_keys(exported, layout, self._modules))
+        return self._cases[(kind, exporter, level)]
 
 
 def lose_names(case: Case, style: str | None = "empty", shuffle_seed: int | None = None) -> Case:

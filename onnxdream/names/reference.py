@@ -33,9 +33,9 @@ Unrelated trained kernels score up to ~0.3 (depthwise kernels share a centre-hea
 same kernel after 100% relative noise ~0.6, after fine-tuning above 0.9.
 """
 RELATED_WEIGHTS = 0.5
-"""Median evidence of the aligned pairs above which the two models are taken to share weights.
+"""Evidence that at least a quarter of the aligned pairs reach for the models to share weights.
 
-Below it (a reference with other weights: trained from scratch, random) weights are no evidence
+Otherwise (a reference with other weights: trained from scratch, random) weights are no evidence
 and matching relies on structure alone.
 """
 
@@ -74,7 +74,7 @@ def match_reference(
     ev = evidence(t_sk, r_sk)
     first = align(t_sk.order, r_sk.order, ev)
     aligned = [ev.weight[t, r] for t, r in first if not np.isnan(ev.weight[t, r])]
-    if aligned and float(np.median(aligned)) < RELATED_WEIGHTS:
+    if aligned and float(np.quantile(aligned, 0.75)) < RELATED_WEIGHTS:
         none = np.full_like(ev.weight, np.nan)
         ev = Evidence(ev.compatible, none, none, ev.context)
     else:
