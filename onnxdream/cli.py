@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from onnxdream.commands import export, layers, rename
+
 app = typer.Typer(
     name="onnxdream",
     help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name.",
@@ -17,6 +19,11 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
+
+
+app.command("export")(export.export_command)
+app.command("layers")(layers.layers_command)
+app.command("rename")(rename.rename_command)
 
 
 def main() -> None:

@@ -109,14 +109,17 @@ def uses_external_data(path: PathLike) -> bool:
 def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto:
     """Load an ONNX model, resolving external data relative to the model file.
 
+    With ``external_data=False`` the weights stay on disk, but their files are still checked.
+
     Raises:
         BadModelError: missing/unreadable/truncated file, unsafe or missing external data,
             IR or opset newer than the installed onnx.
     """
     path = Path(path)
     model = read_proto(path)
-    if external_data and _external_tensors(model):
+    if _external_tensors(model):
         _check_external_locations(model, path)
+    if external_data and _external_tensors(model):
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError) as exc:

@@ -120,3 +120,27 @@ def light_zoo_model(name: str, seed: int = 0) -> onnx.ModelProto:
     del graph.input[:]
     graph.input.extend(inputs)
     return model
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/onnxdream`` (``~/.cache/onnxdream`` by default)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "onnxdream"
+
+
+def builtin_model_path(legacy: bool = False) -> Path:
+    """The built-in EfficientNet-Lite0 as ONNX, exported once per torch/onnx version and cached."""
+    import torch
+
+    from onnxdream.export import ZOO_PREFIX, export_model, require_match
+    from onnxdream.io import save_model
+
+    exporter = "legacy" if legacy else "dynamo"
+    path = cache_dir() / f"{EFFICIENTNET}-{exporter}-torch{torch.__version__}-onnx{onnx.__version__}.onnx"
+    if not path.exists():
+        result = export_model(ZOO_PREFIX + EFFICIENTNET, legacy=legacy)
+        require_match(result, ZOO_PREFIX + EFFICIENTNET)
+        save_model(result.model, path)
+    return path

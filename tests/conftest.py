@@ -1,6 +1,8 @@
-"""Shared fixtures: light model-zoo graphs with seeded weights, built once per session."""
+"""Shared fixtures: light model-zoo graphs with seeded weights, the built-in model's exports."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import onnx
 import pytest
@@ -23,3 +25,20 @@ def zoo_model(name: str) -> onnx.ModelProto:
 def zoo():
     """Factory fixture: ``zoo("googlenet")`` returns a fresh copy of that model."""
     return zoo_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the built-in model cache out of the user's home during tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def builtin_exports(_private_cache: None) -> dict[str, Path]:
+    """The built-in EfficientNet-Lite0 exported by both torch exporters (cached per session)."""
+    from onnxdream.zoo import builtin_model_path
+
+    return {"dynamo": builtin_model_path(legacy=False), "legacy": builtin_model_path(legacy=True)}

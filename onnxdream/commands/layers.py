@@ -1,0 +1,63 @@
+"""``onnxdream layers``: the table of targetable layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from onnxdream.commands.common import guarded, out_console, print_json
+from onnxdream.io import load_model
+from onnxdream.layers import list_layers
+
+
+def _shape_text(dtype: str, shape: list | None) -> str:
+    if shape is None:
+        return f"{dtype} (?)"
+    return f"{dtype} (" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+@guarded
+def layers_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model file.")],
+    op: Annotated[list[str], typer.Option("--op", help="Only nodes of this op type (repeatable).")] = [],  # noqa: B006
+    match: Annotated[
+        str | None, typer.Option(help="Only names matching this glob, e.g. '_blocks.*'.")
+    ] = None,
+    depth: Annotated[
+        int | None, typer.Option(min=1, help="Collapse names into scopes of this many components.")
+    ] = None,
+    all_nodes: Annotated[bool, typer.Option("--all", help="Include constant-only nodes.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array on stdout.")] = False,
+) -> None:
+    """List the layers of MODEL: name, op type, outputs with dtype and shape, origin of the name.
+
+    Examples:
+
+      onnxdream layers model.onnx --depth 2
+
+      onnxdream layers model.onnx --op Conv --match '_blocks.8*'
+
+      onnxdream layers model.onnx --json > layers.json
+    """
+    rows = list_layers(
+        load_model(model, external_data=False),
+        op_types=op,
+        match=match,
+        depth=depth,
+        include_constants=all_nodes,
+        source=str(model),
+    )
+    if json_output:
+        print_json([row.as_json() for row in rows])
+        return
+    table = Table(title=f"{model} — {len(rows)} layers", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    for column in ("op", "output", "type", "origin"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        types = [_shape_text(d, s) for d, s in zip(row.dtypes, row.shapes, strict=True)]
+        table.add_row(row.name, row.op_type, "\n".join(row.outputs), "\n".join(types), row.origin)
+    out_console.print(table)

@@ -1,0 +1,138 @@
+"""``onnxdream rename``: keep, rebuild or map node names; nothing else in the model changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import onnx
+import typer
+from rich.table import Table
+
+from onnxdream.commands.common import err_console, guarded, out_console, print_json
+from onnxdream.errors import OnnxDreamError
+from onnxdream.io import atomic_path, load_model, refuse_overwrite, save_model, uses_external_data
+from onnxdream.names.apply import RenameResult, rename, undo
+from onnxdream.names.mapping import Rule, load_map
+from onnxdream.names.plan import resolve_strategies
+
+
+def _load_reference(spec: str) -> onnx.ModelProto:
+    """An ``.onnx`` file as it is, anything else exported on the fly (``zoo:efficientnet-lite0``)."""
+    if spec.lower().endswith(".onnx"):
+        return load_model(spec)
+    from onnxdream.export import export_model, require_match
+
+    result = export_model(spec)
+    require_match(result, spec)
+    return result.model
+
+
+def _print_summary(result: RenameResult, *, dry_run: bool, to_stderr: bool) -> None:
+    console = err_console if to_stderr else out_console
+    if dry_run:
+        plan = Table("node", "new name", "origin", title="plan (dry run: nothing written)")
+        for e in result.renamed:
+            plan.add_row(e.old or "<empty>", e.new, e.origin)
+        console.print(plan)
+    summary = Table("origin", "nodes")
+    for origin, count in result.plan.counts().items():
+        summary.add_row(origin, str(count))
+    console.print(summary)
+
+
+@guarded
+def rename_command(
+    model: Annotated[Path, typer.Argument(help="Input ONNX model.", show_default=False)],
+    output: Annotated[
+        Path | None, typer.Argument(help="Output model (omit with --in-place or --dry-run).")
+    ] = None,
+    strategy: Annotated[
+        list[str],
+        typer.Option("--strategy", "-s", help="auto (default), metadata, weights, tensors, structure."),
+    ] = [],  # noqa: B006
+    map_file: Annotated[
+        Path | None, typer.Option("--map", help='JSON file {"old": "new"} of explicit renames.')
+    ] = None,
+    rule: Annotated[
+        list[str], typer.Option("--rule", help="Regex rename 'REGEX=>REPLACEMENT' (repeatable).")
+    ] = [],  # noqa: B006
+    strip_prefix: Annotated[
+        str | None, typer.Option("--strip-prefix", help="Remove this prefix from names (e.g. '0.').")
+    ] = None,
+    rename_all: Annotated[
+        bool, typer.Option("--all", help="Rename every node, not only lost names.")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write per-node {old, new, origin} as JSON.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
+    undo_renames: Annotated[
+        bool, typer.Option("--undo", help="Restore the names recorded by earlier renames.")
+    ] = False,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Allow writing over the input model.")] = False,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Model with good names (.onnx) or an export SPEC (zoo:efficientnet-lite0)."),
+    ] = None,
+    min_score: Annotated[
+        float, typer.Option("--min-score", min=0.0, max=1.0, help="Weakest reference match accepted.")
+    ] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document.")] = False,
+) -> None:
+    """Give nodes with lost names (empty, node_Conv_877, n4_2) meaningful, unique names.
+
+    Evidence per node, strongest first: exporter metadata, parameter names,
+    tensor names, graph structure; then --strip-prefix, --map and --rule.
+
+    Only node names change: each renamed node records its origin, and the
+    model records {new: old} so that --undo gives the old names back.
+
+    Examples:
+
+      onnxdream rename model.onnx named.onnx
+
+      onnxdream rename finetuned.onnx out.onnx --strip-prefix 0. --report names.json
+
+      onnxdream rename model.onnx out.onnx --rule '^gpu_0/=>' --dry-run
+
+      onnxdream rename named.onnx restored.onnx --undo
+    """
+    if undo_renames and (strategy or map_file or rule or strip_prefix or rename_all or reference):
+        raise OnnxDreamError("--undo restores recorded names; it takes no strategy, map, rule or reference")
+    strategies = resolve_strategies(strategy)
+    rules = [Rule.parse(r) for r in rule]
+    mapping = load_map(map_file) if map_file else {}
+    target = output if output is not None else (model if in_place else None)
+    if target is None and not dry_run:
+        raise OnnxDreamError("missing OUT.onnx (or pass --in-place to write over the input)")
+    if target is not None and not dry_run:
+        refuse_overwrite(target, model, in_place)
+
+    source = load_model(model)
+    if undo_renames:
+        result = undo(source, source=str(model), inplace=True)
+    else:
+        result = rename(
+            source,
+            strategies=strategies,
+            rename_all=rename_all,
+            mapping=mapping,
+            rules=rules,
+            strip_prefix=strip_prefix,
+            reference=_load_reference(reference) if reference else None,
+            min_score=min_score,
+            source=str(model),
+            inplace=True,
+        )
+    for warning in result.plan.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if not dry_run:
+        save_model(result.model, target, external_data=uses_external_data(model) or None)
+    if report is not None and not dry_run:
+        with atomic_path(report) as tmp:
+            tmp.write_text(json.dumps(result.report(), indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(result.report())
+    _print_summary(result, dry_run=dry_run, to_stderr=as_json)

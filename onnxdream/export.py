@@ -1,0 +1,208 @@
+"""torch -> ONNX with module names kept on the nodes (the export naming contract)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError
+from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
+from onnxdream.names.metadata import names_from_metadata
+
+ZOO_PREFIX = "zoo:"
+TOLERANCE = 1e-4
+"""Export verification: max |onnx - torch| must stay within this times max(1, max|torch|)."""
+
+
+@dataclass
+class ExportResult:
+    """An exported model and how well ONNX Runtime reproduces the torch output."""
+
+    model: onnx.ModelProto
+    max_abs_diff: float
+    scale: float
+    device: str
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= TOLERANCE * self.scale
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") for name in archive.namelist())
+
+
+def load_torch_model(spec: str):
+    """Resolve an export SPEC to an ``nn.Module`` in eval mode.
+
+    SPEC is ``zoo:efficientnet-lite0``, a ``torch.save(model)`` file, a TorchScript file, or
+    ``package.module:factory``.
+
+    Raises:
+        OnnxDreamError: unknown zoo name, unreadable file, import failure, or not a module.
+    """
+    import torch
+
+    from onnxdream import zoo
+
+    if spec.startswith(ZOO_PREFIX):
+        name = spec[len(ZOO_PREFIX) :]
+        if name != zoo.EFFICIENTNET:
+            raise OnnxDreamError(f"unknown built-in model {name!r}; available: {zoo.EFFICIENTNET!r}")
+        return zoo.efficientnet_lite0()
+    path = Path(spec)
+    if path.is_file():
+        try:
+            if _is_torchscript(path):
+                model = torch.jit.load(str(path), map_location="cpu")
+            else:
+                model = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise BadModelError(f"{path}: cannot load a torch model ({exc})") from None
+    elif ":" in spec and not path.suffix:
+        module_name, _, factory = spec.partition(":")
+        try:
+            model = getattr(importlib.import_module(module_name), factory)()
+        except (ImportError, AttributeError) as exc:
+            raise OnnxDreamError(f"{spec}: cannot import the model factory ({exc})") from None
+    else:
+        raise BadModelError(
+            f"{spec}: not found; SPEC is zoo:efficientnet-lite0, a torch file or package.module:factory"
+        )
+    if not isinstance(model, torch.nn.Module):
+        raise BadModelError(f"{spec}: holds a {type(model).__name__}, not a torch.nn.Module")
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters print progress, warnings and log lines; keep stdout and stderr clean."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _to_onnx(model, example, *, legacy: bool, opset: int | None, dynamic_batch: bool) -> onnx.ModelProto:
+    import torch
+
+    if legacy or isinstance(model, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset or 17,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+        )
+        return onnx.load_model_from_string(buffer.getvalue())
+    shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
+    program = torch.onnx.export(
+        model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=shapes, verbose=False
+    )
+    return program.model_proto
+
+
+def name_nodes(model: onnx.ModelProto, modules: set[str]) -> None:
+    """Apply the export naming contract in place and record ``onnxdream.origin``."""
+    names = names_from_metadata(model, modules)
+    taken = set(names.values())
+    for i, node in enumerate(model.graph.node):
+        if i in names:
+            node.name = names[i]
+            set_prop(node, ORIGIN_KEY, "export")
+        else:
+            # No scope evidence at all (rare): keep the exporter's name, made unique.
+            base = node.name or node.op_type
+            name, k = base, 1
+            while name in taken:
+                name, k = f"{base}_{k}", k + 1
+            node.name = name
+            set_prop(node, ORIGIN_KEY, "kept")
+        taken.add(node.name)
+
+
+def _verify(model: onnx.ModelProto, torch_model, example) -> tuple[float, float, str]:
+    import torch
+
+    from onnxdream.runtime import make_session
+
+    session = make_session(model, device="cpu")
+    with torch.no_grad():
+        expected = torch_model(example)
+    expected = expected[0] if isinstance(expected, tuple | list) else expected
+    got = session.run({session.input_names[0]: example.numpy()})[session.output_names[0]]
+    reference = expected.numpy()
+    diff = float(np.max(np.abs(got - reference))) if reference.size else 0.0
+    return diff, max(1.0, float(np.max(np.abs(reference)))), session.device
+
+
+def export_model(
+    spec: str,
+    *,
+    legacy: bool = False,
+    opset: int | None = None,
+    input_shape: Sequence[int] = (1, 3, 224, 224),
+    dynamic_batch: bool = False,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    seed: int = 0,
+) -> ExportResult:
+    """Export a torch model (see :func:`load_torch_model` for SPEC) with module names kept.
+
+    Returns the model and the max difference between ONNX Runtime and torch on a seeded random
+    input; callers decide whether to fail (``ExportResult.ok``).
+    """
+    import torch
+
+    from onnxdream import zoo
+
+    torch_model = load_torch_model(spec)
+    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
+    try:
+        with _quiet():
+            model = _to_onnx(torch_model, example, legacy=legacy, opset=opset, dynamic_batch=dynamic_batch)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OnnxDreamError(f"{spec}: torch.onnx.export failed: {first}") from None
+    name_nodes(model, {name for name, _ in torch_model.named_modules()})
+    preprocess = dict(zoo.EFFICIENTNET_PREPROCESS) if spec == ZOO_PREFIX + zoo.EFFICIENTNET else {}
+    if mean is not None:
+        preprocess["mean"] = list(mean)
+    if std is not None:
+        preprocess["std"] = list(std)
+    if preprocess:
+        set_json(model, PREPROCESS_KEY, preprocess)
+    diff, scale, device = _verify(model, torch_model, example)
+    return ExportResult(model, diff, scale, device)
+
+
+def require_match(result: ExportResult, what: str) -> None:
+    """Raise ``MismatchError`` (exit 1) when ONNX Runtime disagrees with torch."""
+    if not result.ok:
+        raise MismatchError(
+            f"{what}: ONNX Runtime differs from torch by {result.max_abs_diff:.3g} "
+            f"(limit {TOLERANCE * result.scale:.3g})"
+        )

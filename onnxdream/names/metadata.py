@@ -1,0 +1,136 @@
+"""Names from the torch exporters' scope evidence: the export naming contract.
+
+Contract (``export`` writes it, ``rename --strategy metadata`` rebuilds it):
+
+- the node that computes a module's output is named exactly the module's qualified name
+  (``_blocks.3._depthwise_conv``, ``_fc``); a module called twice gives ``name``, ``name_1``;
+- a Conv with BatchNorm fused into it is named after the Conv: parameter names
+  (``_blocks.3._depthwise_conv.weight``) outrank the scope the optimiser copied from the BatchNorm;
+- other nodes inside a module's scope are ``<module path>/<OpType>``, repeats get ``_1``, ``_2``
+  in topological order; nodes of the root module are plain ``<OpType>``.
+
+Scope evidence per node, strongest first: parameter names; ``pkg.torch.onnx.name_scopes`` or
+``namespace`` metadata (``torch.onnx.export(dynamo=True)``); legacy node names
+``/_blocks.0/_depthwise_conv/Conv`` (``dynamo=False``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from collections.abc import Collection
+
+import onnx
+
+from onnxdream.graph import GraphIndex
+from onnxdream.metadata import get_prop
+
+NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+NAMESPACE_KEY = "pkg.torch.onnx.namespace"
+_LEGACY_NAME = re.compile(r"^/(?P<path>(?:[^/]+/)*)(?P<op>[A-Za-z]\w*?)(?:_\d+)?$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][\w]*(?:\.[\w]+)+$")
+
+
+def _parameter_module(node: onnx.NodeProto, initializers: Collection[str]) -> str | None:
+    """Module owning the node's torch parameters (``a.b.weight`` + ``a.b.weight_bias`` -> ``a.b``)."""
+    modules = {
+        name.rsplit(".", 1)[0]
+        for name in node.input
+        if name in initializers and _PARAM_NAME.match(name) and "::" not in name
+    }
+    return modules.pop() if len(modules) == 1 else None
+
+
+def _metadata_scope(node: onnx.NodeProto) -> str | None:
+    """Module path from the dynamo exporter's metadata (``None`` when absent)."""
+    raw = get_prop(node, NAME_SCOPES_KEY)
+    if raw is not None:
+        scopes = ast.literal_eval(raw)
+        # First entry is the root module (""), last is the FX node itself.
+        return scopes[-2] if len(scopes) >= 2 else ""
+    raw = get_prop(node, "namespace") or get_prop(node, NAMESPACE_KEY)
+    if raw is not None:
+        parts = [part.split(": ", 1)[0] for part in raw.split("/")]
+        return parts[-2] if len(parts) >= 2 else ""
+    return None
+
+
+def _legacy_scope(node: onnx.NodeProto, modules: Collection[str] | None) -> str | None:
+    """Module path from a TorchScript-exporter node name ``/a/b.c/Op_3`` -> ``a.b.c``.
+
+    A segment is either relative to the previous one (``/_blocks.0/_depthwise_conv``) or,
+    for children of a called container, repeats its name (``/stem/stem.0``); a second call of
+    a module carries a suffix (``_swish_1``).
+    """
+    match = _LEGACY_NAME.match(node.name)
+    if not match or match["op"] != node.op_type:
+        return None
+    path: list[str] = []
+    for segment in filter(None, match["path"].split("/")):
+        parent = ".".join(path)
+        repeats_previous = bool(path) and segment.startswith(path[-1] + ".")
+        joined = f"{parent}.{segment}" if parent else segment
+        sibling = ".".join([*path[:-1], segment])
+        if modules is not None:
+            plain = re.sub(r"_\d+$", "", segment)
+            options = [joined, sibling, f"{parent}.{plain}" if parent else plain]
+            chosen = next((o for o in options if o in modules), sibling if repeats_previous else joined)
+        else:
+            chosen = sibling if repeats_previous else joined
+        path = chosen.split(".") if chosen else []
+    return ".".join(path)
+
+
+def node_scopes(model: onnx.ModelProto, modules: Collection[str] | None = None) -> dict[int, str]:
+    """Module path of every node with scope evidence (node index -> path, ``""`` = root)."""
+    initializers = {t.name for t in model.graph.initializer}
+    scopes: dict[int, str] = {}
+    for i, node in enumerate(model.graph.node):
+        for scope in (
+            _parameter_module(node, initializers),
+            _metadata_scope(node),
+            _legacy_scope(node, modules),
+        ):
+            if scope is not None:
+                scopes[i] = scope
+                break
+    return scopes
+
+
+def _inside(path: str, scope: str) -> bool:
+    return bool(scope) and (path == scope or path.startswith(scope + "."))
+
+
+def names_from_metadata(model: onnx.ModelProto, modules: Collection[str] | None = None) -> dict[int, str]:
+    """Names per the export contract for every node with scope evidence.
+
+    Args:
+        model: the exported model (not modified).
+        modules: qualified module names of the torch model, when known (sharpens legacy names).
+
+    Returns:
+        Node index -> name, unique among the returned names.
+    """
+    index = GraphIndex(model.graph)
+    scopes = node_scopes(model, modules)
+    taken: Counter[str] = Counter()
+    names: dict[int, str] = {}
+    for i in index.order:
+        if i not in scopes:
+            continue
+        node, scope = index.nodes[i], scopes[i]
+        users = [u for out in node.output if out for u in index.consumers.get(out, [])]
+        is_output = any(out in index.graph_outputs for out in node.output) or any(
+            not _inside(scopes.get(u, ""), scope) for u in users
+        )
+        if not scope:
+            base = node.op_type
+        elif is_output:
+            base = scope
+        else:
+            base = f"{scope}/{node.op_type}"
+        count = taken[base]
+        taken[base] += 1
+        names[i] = base if count == 0 else f"{base}_{count}"
+    return names

@@ -1,0 +1,121 @@
+"""Tensor types from ONNX shape inference, with symbolic dimensions kept by name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from onnxdream.graph import GraphIndex
+from onnxdream.io import PROTO_LIMIT, save_model
+
+Dim = int | str | None
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Element type and shape of a tensor (``None`` rank when unknown)."""
+
+    dtype: str
+    shape: tuple[Dim, ...] | None
+
+    def __str__(self) -> str:
+        if self.shape is None:
+            return f"{self.dtype} (?)"
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype} ({dims})"
+
+
+def _tensor_type(value: onnx.ValueInfoProto) -> TensorType | None:
+    if not value.type.HasField("tensor_type"):
+        return None
+    tensor = value.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
+    if not tensor.HasField("shape"):
+        return TensorType(dtype, None)
+    dims: list[Dim] = []
+    for dim in tensor.shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(dim.dim_value)
+        elif dim.HasField("dim_param"):
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    return TensorType(dtype, tuple(dims))
+
+
+_FOLD_LIMIT = 65536
+"""Only small constant subgraphs (shape arithmetic, pads) are folded before inference."""
+
+
+def _fold_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Copy of ``model`` whose small constant computations are initializers.
+
+    The legacy torch exporter computes pads through Shape/Slice/Transpose chains that shape
+    inference cannot see through; folding them first gives concrete output shapes.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    index = GraphIndex(model.graph)
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    foldable, produced = [], set()
+    for i in index.order:
+        node = index.nodes[i]
+        inputs = [x for x in node.input if x]
+        if node.op_type in ("If", "Loop", "Scan") or not index.is_constant(i):
+            continue
+        if all(x in produced or sizes.get(x, _FOLD_LIMIT + 1) <= _FOLD_LIMIT for x in inputs):
+            foldable.append(node)
+            produced.update(x for x in node.output if x)
+    if not foldable:
+        return model
+    used = {x for n in foldable for x in n.input if x}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    outputs = [onnx.helper.make_empty_tensor_value_info(name) for name in sorted(produced)]
+    sub = onnx.helper.make_graph(foldable, "fold", [], outputs, inits)
+    submodel = onnx.helper.make_model(sub, opset_imports=model.opset_import, ir_version=model.ir_version)
+    try:
+        values = ReferenceEvaluator(submodel).run(None, {})
+    except Exception:
+        return model  # folding is an optimisation for display; inference works without it
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    # IR < 4 only sees initializers that are also graph inputs; this copy is for inference only.
+    folded.ir_version = max(folded.ir_version, 4)
+    keep = [n for n in folded.graph.node if not (set(n.output) & produced)]
+    del folded.graph.node[:]
+    folded.graph.node.extend(keep)
+    for name, value in zip(sorted(produced), values, strict=True):
+        folded.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    return folded
+
+
+def infer_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shape-inferred copy of ``model`` (through a file for models past the protobuf limit)."""
+    if model.ByteSize() < PROTO_LIMIT:
+        return onnx.shape_inference.infer_shapes(_fold_small_constants(model), data_prop=True)
+    with tempfile.TemporaryDirectory() as folder:
+        source = save_model(model, Path(folder) / "model.onnx", external_data=True)
+        target = os.path.join(folder, "inferred.onnx")
+        onnx.shape_inference.infer_shapes_path(str(source), target)
+        return onnx.load_model(target, load_external_data=False)
+
+
+def tensor_types(model: onnx.ModelProto) -> dict[str, TensorType]:
+    """Every tensor's type as far as shape inference knows (graph I/O, values, initializers)."""
+    inferred = infer_model(model)
+    graph = inferred.graph
+    types: dict[str, TensorType] = {}
+    for init in graph.initializer:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).name
+        types[init.name] = TensorType(dtype, tuple(init.dims))
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        found = _tensor_type(value)
+        if found is not None:
+            types[value.name] = found
+    return types
