@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from onnxdream.graph import GraphIndex
-from onnxdream.zoo import efficientnet_lite0
+from onnxdream.zoo import builtin_model_path, efficientnet_lite0
 
 MODEL_KINDS = ("finetuned", "sequential", "inserted", "replaced", "reinit")
 """How the pretrained network is changed (see :func:`build_model`)."""
@@ -258,32 +258,6 @@ def backbone_modules() -> set[str]:
     return {name for name, _ in efficientnet_lite0().named_modules()}
 
 
-def contract_names(model: onnx.ModelProto, modules: set[str]) -> onnx.ModelProto:
-    """Name the nodes of an export of the bare pretrained network after their module paths.
-
-    A stand-in for the export naming contract: ``_blocks.3._depthwise_conv``, or
-    ``<path>/<OpType>`` (``_N`` appended past the first) where a path has several nodes.
-    """
-    truth = node_keys(model, Layout("", frozenset(), False), modules)
-    per_path: dict[str, int] = {}
-    for key in truth.keys:
-        if key is not None:
-            path = key.split("|")[0]
-            per_path[path] = per_path.get(path, 0) + 1
-    used: set[str] = set()
-    for node, key in zip(model.graph.node, truth.keys, strict=True):
-        if key is None:
-            continue
-        path = key.split("|")[0]
-        name = path if per_path[path] == 1 and path else (f"{path}/{node.op_type}" if path else node.op_type)
-        base, n = name, 1
-        while name in used:
-            name, n = f"{base}_{n}", n + 1
-        used.add(name)
-        node.name = name
-    return model
-
-
 # ---------------------------------------------------------------------------------------------
 # Losing names
 
@@ -398,10 +372,10 @@ def lose_names(case: Case, style: str | None = "empty", shuffle_seed: int | None
 
 
 def reference_model() -> tuple[onnx.ModelProto, dict[str, str]]:
-    """The pretrained network exported with the current exporter and named, and key -> name."""
-    modules = backbone_modules()
-    model = contract_names(export(efficientnet_lite0(), "dynamo"), modules)
-    truth = node_keys(model, Layout("", frozenset(), False), modules)
+    """The built-in pretrained network as exported by ``onnxdream export`` (current exporter,
+    names per the export contract), and ground-truth key -> its node name."""
+    model = onnx.load(str(builtin_model_path()))
+    truth = node_keys(model, Layout("", frozenset(), False), backbone_modules())
     names = {key: node.name for key, node in zip(truth.keys, model.graph.node, strict=True) if key}
     return model, names
 
