@@ -329,3 +329,51 @@ SLOW_CASES = [
 def test_transfer_variant_grid(variants, reference, kind, exporter, level, style, shuffle_seed):
     """Every model kind with every exporter, as exported and stripped + shuffled; drift levels."""
     _check_targets(tv.lose_names(variants.case(kind, exporter, level), style, shuffle_seed), reference)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the rename driver, and the demo of issue 7
+
+
+def test_rename_with_reference_restores_names_and_keeps_outputs(variants, reference):
+    """``onnxdream.rename(..., reference=...)``: pretrained names back, head apart, same outputs."""
+    from onnxdream import rename
+    from onnxdream.metadata import ORIGIN_KEY, SCORE_KEY, get_prop
+
+    model, names = reference
+    case = variants.case("finetuned", "dynamo")
+    result = rename(case.model, reference=model)
+    after = result.model.graph.node
+    expected = {i: names[k] for i, k in enumerate(case.truth.keys) if k in names}
+    assert {i: after[i].name for i in expected} == expected
+    for i, node in enumerate(after):
+        if i in expected:
+            assert get_prop(node, ORIGIN_KEY) == "reference"
+            assert 0.5 <= float(get_prop(node, SCORE_KEY)) <= 1.0
+        else:
+            assert get_prop(node, ORIGIN_KEY) != "reference"
+    head = {after[i].name for i, h in enumerate(case.truth.head) if h}
+    assert {"fine_tune_conv1", "classifier"} <= head
+    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
+    feed = {case.model.graph.input[0].name: x}
+    before = make_session(case.model, device="cpu").run(feed)
+    renamed = make_session(result.model, device="cpu").run(feed)
+    assert all(np.array_equal(before[k], renamed[k]) for k in before)
+
+
+@pytest.mark.slow
+def test_transfer_demo_end_to_end(tmp_path):
+    """tools/transfer_demo.py at small scale, through the CLI (layers, rename --reference)."""
+    import transfer_demo
+
+    from onnxdream.zoo import builtin_model_path
+
+    result = transfer_demo.run(tmp_path, steps=1, size=32, reference=str(builtin_model_path()), dream=False)
+    assert "node_Conv_877" in result.layers_before
+    assert not set(result.layers_before) & {"_conv_stem", "_blocks.3._depthwise_conv", "_conv_head"}
+    after = {n.name for n in onnx.load(str(result.renamed)).graph.node}
+    assert {"_conv_stem", "_blocks.3._depthwise_conv", "_conv_head", "fine_tune_conv1"} <= after
+    assert result.accuracy.conv_correct == result.accuracy.conv_total == 49, result.accuracy.row()
+    assert result.accuracy.head_named == 0
+    assert result.max_output_diff == 0.0
+    assert result.report["counts"]["reference"] == result.accuracy.correct
