@@ -4,7 +4,8 @@ Exporters disagree on everything but the computation: BatchNormalization fused i
 padding as a Pad node or in Conv's ``pads``, Flatten or Reshape, Relu6 as Clip with attributes or
 inputs, a bias as Gemm's third input or a separate Add. The skeleton hides those differences:
 
-- constant sub-graphs (Constant, shape arithmetic on initializers) are dropped;
+- static sub-graphs are dropped: constants (Constant, arithmetic on initializers) and shape
+  arithmetic (Shape -> Gather -> Concat feeding a Reshape);
 - *transparent* ops that only move or re-type data (Pad, Reshape, Flatten, Identity, ...) are
   looked through when connecting units, and named later relative to the unit they hang off;
 - every other node is a *unit*; a Conv (or ConvTranspose, Gemm, MatMul with a constant weight)
@@ -88,9 +89,13 @@ def build_skeleton(graph: onnx.GraphProto) -> Skeleton:
     index = GraphIndex(graph)
     constants = index.constant_tensors
     values = _ConstantValues(graph, index)
+    static = _static_tensors(index)
 
     def data_inputs(i: int) -> list[str]:
-        return [x for x in index.nodes[i].input if x and x not in constants]
+        return [x for x in index.nodes[i].input if x and x not in static]
+
+    def is_static(i: int) -> bool:
+        return all(x in static for x in index.nodes[i].output if x)
 
     def sole_consumer(i: int) -> int | None:
         outs = [x for x in index.nodes[i].output if x]
@@ -104,7 +109,7 @@ def build_skeleton(graph: onnx.GraphProto) -> Skeleton:
     unit_of: dict[int, int] = {}
     for i in index.order:
         node = index.nodes[i]
-        if i in absorbed or index.is_constant(i) or node.op_type in TRANSPARENT:
+        if i in absorbed or is_static(i) or node.op_type in TRANSPARENT:
             continue
         roles = {"main": i}
         if node.op_type in _WEIGHTED and _weight_input(node, values) is not None:
@@ -145,7 +150,7 @@ def build_skeleton(graph: onnx.GraphProto) -> Skeleton:
 
     for i in index.order:
         node = index.nodes[i]
-        if node.op_type not in TRANSPARENT or index.is_constant(i) or i in unit_of:
+        if node.op_type not in TRANSPARENT or is_static(i) or i in unit_of:
             continue
         klass = TRANSPARENT[node.op_type]
         rank, tensor = 0, (data_inputs(i) or [""])[0]
@@ -158,6 +163,16 @@ def build_skeleton(graph: onnx.GraphProto) -> Skeleton:
         hangers[i] = (source((data_inputs(i) or [""])[0]), klass, rank)
 
     return Skeleton(units, _canonical_order(units), unit_of, hangers)
+
+
+def _static_tensors(index: GraphIndex) -> set[str]:
+    """Constants, plus what is computed from tensor shapes only (``x.view(x.size(0), -1)``)."""
+    static = set(index.constant_tensors)
+    for i in index.order:
+        node = index.nodes[i]
+        if node.op_type in ("Shape", "Size") or all(x in static for x in node.input if x):
+            static.update(x for x in node.output if x)
+    return static
 
 
 def _canonical_order(units: list[Unit]) -> list[int]:
