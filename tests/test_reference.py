@@ -196,6 +196,16 @@ def test_unnamed_reference_nodes_give_no_names():
     assert match_reference(unfused, fused) == []
 
 
+def test_names_the_reference_repeats_are_not_given():
+    fused, unfused = _pair()
+    fused.graph.node[1].name = fused.graph.node[2].name = "twice"  # Clip and GlobalAveragePool
+    assert _names(match_reference(unfused, fused), unfused) == {
+        "Conv": "stem",
+        "Reshape": "flatten",
+        "Gemm": "fc",
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Model-zoo graphs: branches (GoogLeNet, Inception-v2), skips (ResNet), concatenations (DenseNet)
 

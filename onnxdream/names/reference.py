@@ -18,6 +18,7 @@ and neighbour consistency are the evidence (:mod:`onnxdream.names.reference_alig
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,8 @@ def match_reference(
         min_score: matches scoring below this are left out.
 
     Returns:
-        Matches sorted by target node index; each reference name is used at most once.
+        Matches sorted by target node index; each reference name is used at most once (names
+        the reference itself repeats, and empty names, are never given).
     """
     t_sk, r_sk = build_skeleton(target.graph), build_skeleton(reference.graph)
     ev = evidence(t_sk, r_sk)
@@ -82,7 +84,9 @@ def match_reference(
         ev = Evidence(ev.compatible & ~(ev.weight < MIN_WEIGHT_EVIDENCE), ev.cosine, ev.weight, ev.context)
     mapping = _match_units(t_sk, r_sk, ev)
 
-    names = [node.name for node in reference.graph.node]
+    counts = Counter(node.name for node in reference.graph.node)
+    # A name the reference gives to several nodes names none of them: it would not be unique.
+    names = [node.name if counts[node.name] == 1 else "" for node in reference.graph.node]
     matches: dict[int, Match] = {}
     for t_id, r_id in mapping.items():
         t_unit, r_unit = t_sk.units[t_id], r_sk.units[r_id]
