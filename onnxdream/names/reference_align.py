@@ -60,7 +60,8 @@ def evidence(target: Skeleton, reference: Skeleton) -> Evidence:
             continue
         a = np.stack([target.units[i].weight for i in t_w])
         b = np.stack([reference.units[j].weight for j in r_w])
-        cos = np.abs(np.einsum("aok,bok->abo", a, b, optimize=True)).mean(axis=-1)
+        # (out, a, k) @ (out, k, b): per output channel, every target kernel against every reference one
+        cos = np.abs(np.matmul(a.transpose(1, 0, 2), b.transpose(1, 2, 0))).mean(axis=0)
         chance = chance_cosine(a.shape[-1])
         cosine[np.ix_(t_w, r_w)] = cos
         if chance < 1.0:
