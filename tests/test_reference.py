@@ -406,3 +406,15 @@ def test_transfer_demo_end_to_end(tmp_path):
     assert result.accuracy.head_named == 0
     assert result.max_output_diff == 0.0
     assert result.report["counts"]["reference"] == result.accuracy.correct
+
+
+def test_both_exporters_give_one_skeleton():
+    """The built-in network from either exporter: the same units, in the same canonical order."""
+    from onnxdream.names.reference_units import build_skeleton
+    from onnxdream.zoo import builtin_model_path
+
+    skeletons = [build_skeleton(onnx.load(str(builtin_model_path(legacy))).graph) for legacy in (False, True)]
+    # dynamo: 94 nodes, one a Reshape (transparent); legacy: 450 with Pads and constants
+    signatures = [[sk.units[u].signature for u in sk.order] for sk in skeletons]
+    assert len(signatures[0]) == 93
+    assert signatures[0] == signatures[1]

@@ -6,14 +6,21 @@ The graph structure is the skeleton (:mod:`onnxdream.names.reference_units`), we
 and neighbour consistency are the evidence (:mod:`onnxdream.names.reference_align`):
 
 1. both graphs are reduced to units in a canonical topological order;
-2. an order-preserving alignment pairs units with equal signatures, preferring similar kernels;
-3. pairs are kept only while their evidence holds: a parameter-less unit needs a matched
+2. units with weights are paired first, by an order-preserving alignment of equal signatures
+   that prefers similar kernels and similar surroundings (repeated passes pair parallel
+   branches that the two orders list crosswise);
+3. units without weights follow their predecessors: the one compatible reference unit fed by
+   exactly the images of a unit's predecessors is its counterpart; what is left is aligned;
+4. pairs are kept only while their evidence holds: a parameter-less unit needs a matched
    predecessor (so a new head's pooling never takes the pretrained pooling's name), a unit with
    weights needs kernels clearly more alike than chance (so a re-initialised classifier of the
    same shape stays apart) or, where the two models do not share weights at all, a matched
    predecessor like any other unit;
-4. transparent nodes (Reshape, Flatten, Pad, ...) and absorbed BatchNormalization / bias nodes
+5. transparent nodes (Reshape, Flatten, Pad, ...) and absorbed BatchNormalization / bias nodes
    take the reference's counterpart hanging off the same matched unit.
+
+Scores: ``0.25 + 0.45 * kernel evidence + 0.3 * neighbour consistency`` for units with weights,
+``0.4 + 0.6 * neighbour consistency`` otherwise; transparent nodes take their anchor's score.
 """
 
 from __future__ import annotations

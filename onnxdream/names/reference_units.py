@@ -291,8 +291,7 @@ def _describe(
         else:
             out_ch, in_ch = int(weight.shape[0]), int(weight.shape[1]) * group
         kind = _WEIGHTED[op]
-        dims = "x".join(map(str, kernel))
-        label = f"{kind} {dims}/s{'x'.join(map(str, set(strides)))}"
+        label = f"{kind} {_dims(kernel)}/s{_dims(strides, collapse=True)}"
         label += (f"/g{group}" if group > 1 else "") + f" {in_ch}->{out_ch}"
         signature = (kind, kernel, strides, dilations, group, out_ch, in_ch)
         return kind, signature, label, _rows(weight)
@@ -316,7 +315,7 @@ def _describe(
     if op in ("MaxPool", "AveragePool", "LpPool"):
         kernel = tuple(attrs.get("kernel_shape", []))
         strides = tuple(attrs.get("strides", [1] * len(kernel)))
-        label = f"{op} {'x'.join(map(str, kernel))}/s{'x'.join(map(str, set(strides)))}"
+        label = f"{op} {_dims(kernel)}/s{_dims(strides, collapse=True)}"
         return op, (op, kernel, strides), label, None
     if op == "BatchNormalization":
         scale = values.get(node.input[1]) if len(node.input) > 1 else None
@@ -327,6 +326,13 @@ def _describe(
     if op in ("Add", "Sub", "Mul", "Div") and len(inputs) < len(node.input):
         return op, (op, "const"), f"{op} with constant", None
     return op, (op,), op, None
+
+
+def _dims(values: tuple, collapse: bool = False) -> str:
+    """``(3, 3)`` -> ``3x3``; with ``collapse``, equal values read as one (strides: ``2``)."""
+    if collapse and values and len(set(values)) == 1:
+        return str(values[0])
+    return "x".join(map(str, values))
 
 
 def _scalar(values: _ConstantValues, names) -> float | None:
