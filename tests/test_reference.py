@@ -163,6 +163,23 @@ def test_fused_export_gets_unfused_names():
     }
 
 
+def test_linear_as_matmul_plus_add_gets_the_gemm_name():
+    """A Linear exported as MatMul + Add (bias absorbed) is the reference's Gemm."""
+    fused, unfused = _pair()
+    gemm = unfused.graph.node[-1]
+    weight = next(t for t in unfused.graph.initializer if t.name == gemm.input[1])
+    weight.name = "fc_matmul"  # Gemm(transB=0) and MatMul read the same (in, out) matrix
+    matmul = helper.make_node("MatMul", [gemm.input[0], "fc_matmul"], ["mm"], "")
+    add = helper.make_node("Add", ["mm", gemm.input[2]], list(gemm.output), "")
+    unfused.graph.node.pop()
+    unfused.graph.node.extend([matmul, add])
+    onnx.checker.check_model(unfused, full_check=True)
+    matches = {unfused.graph.node[m.node].op_type: m for m in match_reference(unfused, fused)}
+    assert matches["MatMul"].name == "fc"
+    assert "weights cos 1.000" in matches["MatMul"].why
+    assert "Add" not in matches  # the bias Add has no node of its own in the reference
+
+
 @pytest.mark.parametrize(
     ("head_out", "new_weights"),
     [(10, False), (7, True), (10, True)],
