@@ -6,8 +6,8 @@
 2. It is exported with the default torch exporter: ``onnxdream layers`` shows ``node_Conv_877``.
 3. ``onnxdream rename --reference zoo:efficientnet-lite0`` gives back the pretrained names; the new
    head keeps names of its own; ONNX Runtime outputs are bit-identical before and after.
-4. ``onnxdream dream`` runs on the fine-tuned model with a pretrained layer name (when the
-   ``dream`` command is installed), writing a PNG.
+4. ``onnxdream dream --demo`` runs on the renamed fine-tuned model with a pretrained layer name
+   (``_blocks.10``; when the ``dream`` command is installed), writing ``dream.png``.
 
     PYTHONPATH=$PWD python tools/transfer_demo.py [--out out/transfer] [--layer _blocks.10]
 """
@@ -129,10 +129,10 @@ def run(
     if dream and dream_available():
         image = out / "dream.png"
         onnxdream_cli(
-            "dream", ROOT / "fixtures" / "pattern.png", image, "--model", renamed, "--layer", layer,
+            "dream", image, "--demo", "--model", renamed, "--layer", layer,
             "--mean", ",".join(map(str, EFFICIENTNET_PREPROCESS["mean"])),
             "--std", ",".join(map(str, EFFICIENTNET_PREPROCESS["std"])),
-            "--octaves", "2", "--steps", "5", "--quiet",
+            "--octaves", "3", "--steps", "8", "--quiet",
         )  # fmt: skip
     return DemoResult(finetuned, renamed, layers_before, report, accuracy, diff, image)
 
@@ -143,7 +143,7 @@ class _Named:
     name: str
 
 
-def show(result: DemoResult, console: Console) -> None:
+def show(result: DemoResult, console: Console, layer: str = "_blocks.10") -> None:
     """Print the before/after story."""
     console.rule("2. exported with the default torch exporter")
     console.print(
@@ -162,7 +162,7 @@ def show(result: DemoResult, console: Console) -> None:
     console.print(f"outputs before vs after: max |diff| = {result.max_output_diff}")
     console.rule("4. onnxdream dream")
     if result.dream is not None:
-        console.print(f"dream written to {result.dream}")
+        console.print(f"dream on the pretrained layer name {layer!r} written to {result.dream}")
     else:
         console.print("the dream command is not installed here; step 4 skipped")
 
@@ -177,7 +177,7 @@ def main() -> None:
     console = Console()
     console.rule("1. fine-tuning EfficientNet-Lite0 with a new head (CPU, random data)")
     result = run(args.out, steps=args.steps, reference=args.reference, layer=args.layer)
-    show(result, console)
+    show(result, console, args.layer)
 
 
 if __name__ == "__main__":
