@@ -10,6 +10,9 @@ import numpy as np
 
 from onnxdream.names.reference_units import INPUT, Skeleton
 
+_CHUNK = 1 << 24
+"""Most per-channel products held at once while comparing kernels (64 MiB of float32)."""
+
 
 @dataclass
 class Evidence:
@@ -58,10 +61,14 @@ def evidence(target: Skeleton, reference: Skeleton) -> Evidence:
         r_w = [j for j in r_ids if reference.units[j].weight is not None]
         if not t_w or not r_w:
             continue
-        a = np.stack([target.units[i].weight for i in t_w])
-        b = np.stack([reference.units[j].weight for j in r_w])
-        # (out, a, k) @ (out, k, b): per output channel, every target kernel against every reference one
-        cos = np.abs(np.matmul(a.transpose(1, 0, 2), b.transpose(1, 2, 0))).mean(axis=0)
+        a = np.stack([target.units[i].weight for i in t_w]).transpose(1, 0, 2)  # (out, a, fan_in)
+        b = np.stack([reference.units[j].weight for j in r_w]).transpose(1, 2, 0)  # (out, fan_in, b)
+        # Per output channel, every target kernel against every reference one, in chunks of
+        # target kernels so that the (out, chunk, b) products stay small.
+        step = max(1, _CHUNK // (a.shape[0] * b.shape[2]))
+        cos = np.concatenate(
+            [np.abs(np.matmul(a[:, s : s + step], b)).mean(axis=0) for s in range(0, a.shape[1], step)]
+        )
         chance = chance_cosine(a.shape[-1])
         cosine[np.ix_(t_w, r_w)] = cos
         if chance < 1.0:
