@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# The public verbs, imported on first use so that ``import onnxdream`` stays fast.
-_LAZY = {"rename": "onnxdream.names.apply"}
+if TYPE_CHECKING:
+    from onnxdream.check import check
+    from onnxdream.export import export_model as export
+    from onnxdream.mirror import to_torch
+    from onnxdream.names.apply import rename
+    from onnxdream.surgery import expose
 
-__all__ = ["rename"]
+# The public verbs, imported on first use so that ``import onnxdream`` stays fast.
+_LAZY = {
+    "export": ("onnxdream.export", "export_model"),
+    "rename": ("onnxdream.names.apply", "rename"),
+    "expose": ("onnxdream.surgery", "expose"),
+    "to_torch": ("onnxdream.mirror", "to_torch"),
+    "check": ("onnxdream.check", "check"),
+}
+
+__all__ = ["check", "export", "expose", "rename", "to_torch"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'onnxdream' has no attribute {name!r}")

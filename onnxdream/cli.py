@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onnxdream.commands import export, layers, rename
+from onnxdream.commands import check, export, expose, layers, rename
 
 app = typer.Typer(
     name="onnxdream",
@@ -24,6 +24,8 @@ def _root() -> None:
 app.command("export")(export.export_command)
 app.command("layers")(layers.layers_command)
 app.command("rename")(rename.rename_command)
+app.command("expose-layers")(expose.expose_layers)
+app.command("check")(check.check_command)
 
 
 def main() -> None:

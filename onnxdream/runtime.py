@@ -37,7 +37,14 @@ def _quiet_stderr() -> Iterator[None]:
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
-        with open(os.devnull, "w") as devnull, warnings.catch_warnings():
+        with (
+            open(os.devnull, "w") as devnull,
+            warnings.catch_warnings(),
+            # preload_dlls() prints through Python: where sys.stdout is not fd 1 (Jupyter,
+            # pytest), redirecting the file descriptors alone would let it through.
+            contextlib.redirect_stdout(devnull),
+            contextlib.redirect_stderr(devnull),
+        ):
             warnings.simplefilter("ignore")
             for fd in saved:
                 os.dup2(devnull.fileno(), fd)
@@ -119,14 +126,30 @@ class Session:
 
 
 _cache: dict[tuple[str, str, str], Session] = {}
+_large_models: dict[str, tempfile.TemporaryDirectory] = {}
+"""Models past the protobuf limit, saved once per content into folders removed at exit."""
+
+
+def _large_model_digest(model: onnx.ModelProto) -> str:
+    """Content hash of a model too big to serialise: the graph without weights, then each weight."""
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    digest = hashlib.sha256()
+    for tensor in skeleton.graph.initializer:
+        digest.update(tensor.raw_data)
+        tensor.ClearField("raw_data")
+    digest.update(skeleton.SerializeToString())
+    return digest.hexdigest()
 
 
 def _model_key(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[str, bytes | str]:
     if isinstance(model, onnx.ModelProto):
         if model.ByteSize() >= PROTO_LIMIT:
-            folder = Path(tempfile.mkdtemp(prefix="onnxdream-ort-"))
-            path = save_model(model, folder / "model.onnx", external_data=True)
-            return str(path), str(path)
+            key = _large_model_digest(model)
+            if key not in _large_models:
+                _large_models[key] = tempfile.TemporaryDirectory(prefix="onnxdream-ort-")
+                save_model(model, Path(_large_models[key].name) / "model.onnx", external_data=True)
+            return key, str(Path(_large_models[key].name) / "model.onnx")
         data = model.SerializeToString()
         return hashlib.sha256(data).hexdigest(), data
     path = Path(model).resolve()

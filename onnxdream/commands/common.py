@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,3 +38,26 @@ def print_json(value: Any) -> None:
     """Print exactly one JSON document on stdout."""
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
     sys.stdout.flush()
+
+
+# Shared by every command that runs a model (values mirror onnxdream.runtime.DEVICES/OPTIMIZATIONS;
+# kept literal so that importing the CLI does not import onnxruntime).
+DeviceOption = Annotated[
+    Literal["auto", "cpu", "cuda"],
+    typer.Option(
+        "--device",
+        help="Where ONNX Runtime runs: auto (CUDA when its provider really loads, else CPU), cpu, cuda.",
+    ),
+]
+OrtOptOption = Annotated[
+    Literal["all", "extended", "basic", "none"],
+    typer.Option(
+        "--ort-opt",
+        help="ONNX Runtime graph optimisation level; 'none' computes every intermediate as in the graph.",
+    ),
+]
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (e.g. an option that will be ignored)."""
+    err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

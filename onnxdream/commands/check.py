@@ -1,0 +1,102 @@
+"""``onnxdream check``: the torch mirror against ONNX Runtime, layer by layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from onnxdream.check import CheckResult, check, load_input
+from onnxdream.commands.common import guarded, out_console, print_json
+from onnxdream.io import load_model
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _print_table(model: Path, result: CheckResult) -> None:
+    first = result.first_diverging
+    table = Table(title=f"{model} — mirror vs ONNX Runtime ({result.device})", title_justify="left")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("shape")
+    table.add_column("max abs", justify="right")
+    table.add_column("max rel", justify="right")
+    table.add_column("ok")
+    for layer in result.layers:
+        style = "bold red" if layer is first else ("red" if not layer.ok else None)
+        mark = (
+            "[green]yes[/]"
+            if layer.ok
+            else ("[bold red]FIRST DIVERGENCE[/]" if layer is first else "[red]no[/]")
+        )
+        shape = "(" + ", ".join(str(d) for d in layer.shape) + ")"
+        table.add_row(layer.name, shape, _number(layer.max_abs), _number(layer.max_rel), mark, style=style)
+    if result.layers:
+        out_console.print(table)
+    for u in result.unsupported:
+        out_console.print(f"[red]unsupported:[/] {u.reason}", highlight=False, soft_wrap=True)
+    failed = sum(not layer.ok for layer in result.layers)
+    if result.ok:
+        out_console.print(f"[green]ok[/]: {len(result.layers)} layers match")
+    elif result.unsupported:
+        out_console.print(f"[red]{len(result.unsupported)} unsupported node(s)[/]; nothing compared")
+    else:
+        out_console.print(
+            f"[red]{failed} of {len(result.layers)} layers differ[/]; first: {first.name!r}", highlight=False
+        )
+
+
+@guarded
+def check_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model file.")],
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="An image or a .npy array (default: seeded random of the input shape)."),
+    ] = None,
+    layer: Annotated[list[str], typer.Option("--layer", help="A layer to compare (repeatable).")] = [],  # noqa: B006
+    match: Annotated[list[str], typer.Option("--match", help="Layers matching a glob (repeatable).")] = [],  # noqa: B006
+    atol: Annotated[float, typer.Option(help="Absolute tolerance, times max(1, max|reference|).")] = 1e-4,
+    rtol: Annotated[float, typer.Option(help="Relative tolerance.")] = 1e-3,
+    device: Annotated[str, typer.Option(help="ONNX Runtime device: auto, cpu or cuda.")] = "auto",
+    ort_opt: Annotated[
+        str, typer.Option("--ort-opt", help="ONNX Runtime graph optimisations: none (default) or all.")
+    ] = "none",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
+
+    Default layers: every non-constant node output. An element differs when it exceeds both
+    atol * max(1, max|reference|) and rtol * |reference|. A scope with several boundary
+    outputs is reported as one row per output, named LAYER:TENSOR. Exit 0 when all match,
+    1 on a difference or an unsupported op (all are listed), 2 on bad input.
+
+    Examples:
+
+      onnxdream check model.onnx
+
+      onnxdream check model.onnx --layer _blocks.8 --match '_blocks.1*' --json
+
+      onnxdream check model.onnx --input cat.jpg --device cpu
+    """
+    onnx_model = load_model(model)
+    feeds = load_input(input_file, onnx_model) if input_file is not None else None
+    result = check(
+        onnx_model,
+        feeds,
+        layers=layer,
+        match=match,
+        atol=atol,
+        rtol=rtol,
+        device=device,
+        ort_opt=ort_opt,
+        source=str(model),
+    )
+    if json_output:
+        print_json(result.to_json())
+    else:
+        _print_table(model, result)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,197 @@
+"""``onnxdream expose-layers``: named layers as extra graph outputs, optionally run once and saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import onnx
+import typer
+from rich.table import Table
+
+from onnxdream.commands.common import (
+    DeviceOption,
+    OrtOptOption,
+    err_console,
+    guarded,
+    out_console,
+    print_json,
+    warn,
+)
+
+if TYPE_CHECKING:
+    from onnxdream.surgery import ExposeResult
+
+
+def _dims(info: onnx.ValueInfoProto) -> list[int | str | None]:
+    tensor = info.type.tensor_type
+    if not tensor.HasField("shape"):
+        return []
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
+
+
+def _dtype(info: onnx.ValueInfoProto) -> str:
+    elem = info.type.tensor_type.elem_type
+    return onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem else "?"
+
+
+def npz_keys(exposed: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Archive key -> tensor: ``layer`` for a one-tensor layer, ``layer:k`` (k from 0) otherwise."""
+    keys: dict[str, str] = {}
+    for layer, tensors in exposed.items():
+        if len(tensors) == 1:
+            keys[layer] = tensors[0]
+        else:
+            keys.update({f"{layer}:{k}": t for k, t in enumerate(tensors)})
+    return keys
+
+
+def _warn_ignored(
+    input_path: Path, output: Path, in_place: bool, run: Path | None, save: Path | None, ort_set: bool
+) -> None:
+    if save is not None and run is None:
+        warn("--save is ignored without --run (nothing is computed to save)")
+    if run is None and ort_set:
+        warn("--device/--ort-opt are ignored without --run (the model is not run)")
+    if in_place and output.resolve() != input_path.resolve():
+        warn("--in-place is ignored: OUT is not the input file")
+
+
+@guarded
+def expose_layers(
+    ctx: typer.Context,
+    input_path: Annotated[Path, typer.Argument(metavar="IN.onnx", help="Model to read.")],
+    output: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="Model to write (atomically).")],
+    layer: Annotated[
+        list[str] | None,
+        typer.Option("--layer", "-l", help="Node name, scope (exposes its boundary outputs) or tensor name."),
+    ] = None,
+    match: Annotated[
+        list[str] | None, typer.Option("--match", "-m", help="Shell glob over layer names, e.g. '_blocks.*'.")
+    ] = None,
+    op_type: Annotated[
+        list[str] | None, typer.Option("--op-type", help="Expose every node of this op type, e.g. Conv.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", "-x", help="Shell glob of layer names to leave out.")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Expose every node output that is not a constant.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table.")] = False,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Allow OUT to be the input file.")] = False,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", metavar="INPUT", help="Run the exposed model once on an image or a .npy file."),
+    ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option("--save", metavar="FILE.npz", help="With --run: save the exposed activations."),
+    ] = None,
+    device: DeviceOption = "auto",
+    ort_opt: OrtOptOption = "all",
+) -> None:
+    """Expose layers as extra graph outputs, addressed by layer name.
+
+    Original outputs stay first and unchanged; new outputs get dtype and shape from shape inference.
+    Model metadata [bold]onnxdream.exposed[/] maps each layer to its output tensors.
+    A scope exposes its boundary outputs; weights kept in external data stay external (OUT.onnx.data).
+
+    [bold]--run[/]: an image is resized to the input's fixed H and W and normalised with the model's
+    [italic]onnxdream.preprocess[/] metadata (ImageNet statistics if absent); a .npy is fed as is.
+    [bold]--save[/]: an .npz keyed by layer name ([italic]layer[/] for one tensor, [italic]layer:0[/],
+    [italic]layer:1[/], ... for a scope with several boundary outputs).
+
+    Examples:
+
+      onnxdream expose-layers m.onnx out.onnx --layer _blocks.8
+
+      onnxdream expose-layers m.onnx out.onnx --match '_blocks.1?' --exclude '_blocks.15' --json
+
+      onnxdream expose-layers googlenet.onnx out.onnx --layer inception_4c/output
+
+      onnxdream expose-layers m.onnx out.onnx --all --op-type Conv --ort-opt none
+
+      onnxdream expose-layers m.onnx out.onnx -l _blocks.8 --run photo.jpg --save acts.npz
+    """
+    from onnxdream import io
+    from onnxdream.surgery import expose
+
+    ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
+    _warn_ignored(input_path, output, in_place, run, save, ort_set)
+    io.refuse_overwrite(output, input_path, in_place)
+    external = io.uses_external_data(input_path)
+    model = io.load_model(input_path)
+    result = expose(
+        model,
+        layer or (),
+        match=match or (),
+        op_types=op_type or (),
+        exclude=exclude or (),
+        all=all_,
+        source=str(input_path),
+    )
+    values: dict[str, np.ndarray] = {}
+    if run is not None:
+        values = _run(result.model, run, device, ort_opt, result.exposed)
+    io.save_model(result.model, output, external_data=True if external else None)
+    if save is not None and run is not None:
+        _save_npz(save, result.exposed, values)
+    _report(result, values, json_)
+    err_console.print(
+        f"wrote {output}: {len(result.added)} new output(s) for {len(result.exposed)} layer(s)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _run(
+    model: onnx.ModelProto, run: Path, device: str, ort_opt: str, exposed: dict[str, tuple[str, ...]]
+) -> dict[str, np.ndarray]:
+    from onnxdream.preprocess import load_input
+    from onnxdream.runtime import make_session
+
+    feeds = load_input(run, model)
+    session = make_session(model, device, ort_opt)
+    tensors = list(dict.fromkeys(t for ts in exposed.values() for t in ts))
+    values = session.run(feeds, tensors)
+    err_console.print(
+        f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False, soft_wrap=True
+    )
+    return values
+
+
+def _save_npz(path: Path, exposed: dict[str, tuple[str, ...]], values: dict[str, np.ndarray]) -> None:
+    from onnxdream.io import atomic_path
+
+    arrays = {key: values[tensor] for key, tensor in npz_keys(exposed).items()}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _report(result: ExposeResult, values: dict[str, np.ndarray], as_json: bool) -> None:
+    rows = []
+    for name, tensors in result.exposed.items():
+        for tensor in tensors:
+            info = result.value_info(tensor)
+            row: dict[str, Any] = {
+                "layer": name,
+                "tensor": tensor,
+                "dtype": _dtype(info),
+                "shape": _dims(info),
+                "added": tensor in result.added,
+            }
+            if tensor in values and values[tensor].size and values[tensor].dtype.kind in "fiu":
+                row["min"] = float(values[tensor].min())
+                row["max"] = float(values[tensor].max())
+            rows.append(row)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("layer", "output tensor", "dtype", "shape", *(("range",) if values else ()))
+    for row in rows:
+        shape = "(" + ", ".join("?" if d is None else str(d) for d in row["shape"]) + ")"
+        extra = [f"[{row['min']:.4g}, {row['max']:.4g}]"] if "min" in row else ([""] if values else [])
+        table.add_row(row["layer"], row["tensor"], row["dtype"], shape, *extra)
+    out_console.print(table)

@@ -1,0 +1,453 @@
+"""The torch mirror: an ONNX graph as a differentiable ``nn.Module``, node for node.
+
+Usage (the API ``dream`` and ``check`` rely on)::
+
+    mirror = to_torch(model)                      # ModelProto or path
+    logits = mirror(x)                            # graph outputs (a tuple if several)
+    acts = mirror(x, layers=["_blocks.8"])        # {"_blocks.8": tensor}, runs only what it needs
+    acts = mirror({"input": x}, layers=[...])     # inputs by name; positional inputs follow
+                                                  # the graph's input order
+
+* ``layers`` takes node names, scopes and tensor names, resolved by
+  :meth:`onnxdream.graph.GraphIndex.resolve`. A layer with one activation tensor maps to that
+  tensor; a scope with several boundary outputs maps to a tuple of tensors in topological order
+  (:meth:`Mirror.layer_tensors` names them). Nodes that no requested layer depends on are not run.
+* The input may have any spatial size: Shape/Reshape/... read live tensors, so the graph follows
+  the input instead of the size the file declares (what the file bakes in as constants stays).
+* Autograd flows to the input; weights are frozen ``nn.Parameter``s (``requires_grad=False``) and
+  folded constants are buffers, so ``.to(device)``, ``.double()``, ``.half()`` and
+  ``state_dict()`` work. The mirror always computes inference semantics (BatchNormalization uses
+  running statistics, Dropout is the identity) whatever ``train()`` says.
+* Every node is a call addressed by its ONNX node name in :attr:`Mirror.nodes` (names are never
+  changed; unnamed nodes get a deterministic ``node_<Op>_<n>`` key, skipping names taken).
+
+Shape-like integer tensors (the results of Shape and Size, and whatever is computed from them
+and from constants alone) are computed on the CPU; they move to the input's device only where
+a node uses them as data. Subgraphs that depend on initializers only are folded once, when the
+mirror is built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
+from onnxdream.errors import BadModelError, OnnxDreamError, UnsupportedOpError
+from onnxdream.graph import GraphIndex
+from onnxdream.mirror.registry import Converted, Fn, NodeView, lookup, to_torch_tensor
+
+_NONE_SLOT = 0
+_TRASH_SLOT = 1
+
+
+@dataclass(frozen=True)
+class NodeCall:
+    """One ONNX node as the mirror runs it: ``outputs = fn(*inputs)``."""
+
+    name: str
+    op_type: str
+    fn: Fn
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    device: bool
+    """False for shape computations that run on the CPU."""
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A node the mirror cannot convert, and why."""
+
+    node: str
+    op_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    inputs: tuple[tuple[int, int], ...]  # (slot, position among graph inputs)
+    consts: tuple[tuple[int, dict, str], ...]  # (slot, storage dict, key)
+    steps: tuple[tuple[Fn, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+    targets: tuple[int, ...]
+
+
+class _Device:
+    """The device of the current forward pass, read by steps that move CPU tensors onto it."""
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+
+
+class _MoveInputs:
+    """Wrap a step so the CPU tensors at ``indices`` move to the forward pass's device."""
+
+    def __init__(self, fn: Fn, indices: tuple[int, ...], where: _Device) -> None:
+        self.fn, self.indices, self.where = fn, indices, where
+
+    def __call__(self, *args: Any) -> Any:
+        moved = list(args)
+        for i in self.indices:
+            if moved[i] is not None:
+                moved[i] = moved[i].to(self.where.device)
+        return self.fn(*moved)
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    return 1
+
+
+def node_keys(graph: onnx.GraphProto) -> list[str]:
+    """A unique key per node: its name, or ``node_<Op>_<n>`` for unnamed or repeated names."""
+    taken = {n.name for n in graph.node if n.name}
+    keys: list[str] = []
+    used: set[str] = set()
+    counter = 0
+    for node in graph.node:
+        if node.name and node.name not in used:
+            key = node.name
+        else:
+            while True:
+                key = f"node_{node.op_type}_{counter}"
+                counter += 1
+                if key not in taken and key not in used:
+                    break
+        used.add(key)
+        keys.append(key)
+    return keys
+
+
+def _state_key(name: str, taken: set[str]) -> str:
+    """A ``state_dict``-safe key for a tensor name (the mapping is kept in ``weight_keys``)."""
+    base = re.sub(r"\W", "_", name) or "t"
+    if base[0].isdigit():
+        base = "t_" + base
+    key, n = base, 1
+    while key in taken:
+        key, n = f"{base}_{n}", n + 1
+    taken.add(key)
+    return key
+
+
+class _Builder:
+    """Converts every node, folds constants and decides where each tensor lives."""
+
+    def __init__(self, model: onnx.ModelProto, source: str) -> None:
+        self.model = model
+        self.index = GraphIndex(model.graph, source)
+        self.opset = _opset(model)
+        self.keys = node_keys(model.graph)
+        self.problems: list[Unsupported] = []
+        self.initializers = {t.name: t for t in model.graph.initializer}
+        self.constants: dict[str, torch.Tensor] = {}
+        self.converted: dict[int, tuple[Converted, tuple[int, ...]]] = {}
+        self._convert_all()
+
+    def _convert(self, i: int) -> tuple[Converted, tuple[int, ...]] | None:
+        node = self.index.nodes[i]
+        entry = lookup(node.op_type, self.opset, node.domain)
+        if entry is None:
+            domain = f" in domain {node.domain!r}" if node.domain not in ("", "ai.onnx") else ""
+            why = f"node {self.keys[i]!r} ({node.op_type}, opset {self.opset}): no converter{domain}"
+            self.problems.append(Unsupported(self.keys[i], node.op_type, why))
+            return None
+        view = NodeView(node, self.keys[i], self.opset, self.constants)
+        try:
+            return entry.func(view), entry.shape_inputs
+        except UnsupportedOpError as exc:
+            self.problems.append(Unsupported(self.keys[i], node.op_type, str(exc)))
+            return None
+
+    def _convert_all(self) -> None:
+        for name, tensor in self.initializers.items():
+            try:
+                self.constants[name] = to_torch_tensor(tensor)
+            except UnsupportedOpError as exc:
+                self.problems.append(Unsupported(name, "initializer", str(exc)))
+        constant = self.index.constant_tensors
+        for i in self.index.order:
+            node = self.index.nodes[i]
+            result = self._convert(i)
+            if result is None:
+                continue
+            self.converted[i] = result
+            outputs = [o for o in node.output if o]
+            if outputs and all(o in constant for o in outputs):
+                self._fold(i, result[0])
+
+    def _fold(self, i: int, conv: Converted) -> None:
+        node = self.index.nodes[i]
+        names = [node.input[p] if p < len(node.input) else "" for p in conv.positions]
+        if any(n and n not in self.constants for n in names):
+            return  # an input failed to convert; that problem is already listed
+        try:
+            with torch.no_grad():
+                result = conv.fn(*[self.constants[n] if n else None for n in names])
+        except Exception as exc:
+            raise BadModelError(
+                f"{self.index.source}: cannot evaluate constant node {self.keys[i]!r} ({node.op_type}): {exc}"
+            ) from None
+        outs = [o for o in node.output]
+        values = [result] if len(_trimmed(outs)) == 1 else list(result)
+        for name, value in zip(outs, values, strict=False):
+            if name:
+                self.constants[name] = value
+
+
+def _trimmed(outputs: Sequence[str]) -> list[str]:
+    outs = list(outputs)
+    while outs and not outs[-1]:
+        outs.pop()
+    return outs
+
+
+def unsupported_nodes(model: onnx.ModelProto, source: str = "<model>") -> list[Unsupported]:
+    """Every node the mirror cannot convert (all of them, not only the first)."""
+    return _Builder(model, source).problems
+
+
+class Mirror(nn.Module):
+    """An ONNX graph as a torch module; see the module docstring for the calling conventions."""
+
+    def __init__(self, model: onnx.ModelProto, source: str = "<model>") -> None:
+        super().__init__()
+        builder = _Builder(model, source)
+        if builder.problems:
+            shown = "; ".join(p.reason for p in builder.problems[:5])
+            more = f" (and {len(builder.problems) - 5} more)" if len(builder.problems) > 5 else ""
+            raise UnsupportedOpError(f"{source}: {len(builder.problems)} unsupported node(s): {shown}{more}")
+        self.index = builder.index
+        self.source = source
+        self.input_names = list(self.index.graph_inputs)
+        self.output_names = list(self.index.graph_outputs)
+        self.weights = nn.Module()
+        self.weight_keys: dict[str, str] = {}
+        """ONNX tensor name -> attribute of :attr:`weights` (``state_dict`` key ``weights.<key>``)."""
+        self._host: dict[str, torch.Tensor] = {}
+        self._where = _Device()
+        self._slots: dict[str, int] = {}
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._layers: dict[str, tuple[str, ...]] = {}
+        self.nodes: dict[str, NodeCall] = {}
+        """Node key (the ONNX node name) -> its call, for every node run at forward time."""
+        self._build(builder)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _slot(self, name: str) -> int:
+        if not name:
+            return _NONE_SLOT
+        if name not in self._slots:
+            self._slots[name] = len(self._slots) + 2
+        return self._slots[name]
+
+    def _store(self, name: str, value: torch.Tensor, device: bool, taken: set[str]) -> None:
+        if device:
+            if name in self.weight_keys:
+                return
+            key = _state_key(name, taken)
+            self.weight_keys[name] = key
+            initializer = name in self._initializer_names
+            if initializer and value.is_floating_point():
+                self.weights.register_parameter(key, nn.Parameter(value, requires_grad=False))
+            else:
+                self.weights.register_buffer(key, value, persistent=initializer)
+        elif name not in self._host:
+            self._host[name] = value
+
+    def _build(self, b: _Builder) -> None:
+        index = b.index
+        self._initializer_names = set(b.initializers)
+        constants = b.constants
+        device_tensors: set[str] = set(index.graph_inputs)
+        taken: set[str] = set()
+        producers: dict[str, int] = {}
+        self._steps: dict[int, tuple[Fn, tuple[str, ...], tuple[str, ...]]] = {}
+        for i in index.order:
+            node = index.nodes[i]
+            outputs = _trimmed(node.output)
+            if all(o in constants for o in outputs if o):
+                continue
+            conv, shape_inputs = b.converted[i]
+            names = tuple(node.input[p] if p < len(node.input) else "" for p in conv.positions)
+            data = [n for p, n in zip(conv.positions, names, strict=True) if n and p not in shape_inputs]
+            on_device = any(n in device_tensors for n in data)
+            move = []
+            for k, (p, n) in enumerate(zip(conv.positions, names, strict=True)):
+                if not n:
+                    continue
+                data_position = p not in shape_inputs
+                if n in constants:
+                    self._store(n, constants[n], on_device and data_position, taken)
+                elif n not in device_tensors and on_device and data_position:
+                    move.append(k)
+                elif n not in index.producer and n not in device_tensors:
+                    raise BadModelError(
+                        f"{self.source}: node {b.keys[i]!r} reads {n!r}, which nothing produces"
+                    )
+            fn = _MoveInputs(conv.fn, tuple(move), self._where) if move else conv.fn
+            if on_device:
+                device_tensors.update(o for o in outputs if o)
+            for o in outputs:
+                if o:
+                    producers[o] = i
+            self._steps[i] = (fn, names, tuple(outputs))
+            self.nodes[b.keys[i]] = NodeCall(
+                b.keys[i], node.op_type, conv.fn, names, tuple(outputs), on_device
+            )
+        # Constant node outputs are kept (graph outputs, or layers someone may ask for).
+        for i in index.order:
+            for o in index.nodes[i].output:
+                if o and o in constants and o not in self.weight_keys and o not in self._host:
+                    self._store(o, constants[o], o in index.graph_outputs, taken)
+        self._producers = producers
+        self._device_tensors = device_tensors
+
+    # -- plans --------------------------------------------------------------------------------
+
+    def _const_source(self, name: str) -> tuple[dict, str] | None:
+        if name in self.weight_keys:
+            key = self.weight_keys[name]
+            store = self.weights._parameters if key in self.weights._parameters else self.weights._buffers
+            return store, key
+        if name in self._host:
+            return self._host, name
+        return None
+
+    def _plan(self, targets: tuple[str, ...]) -> _Plan:
+        plan = self._plans.get(targets)
+        if plan is not None:
+            return plan
+        needed: set[int] = set()
+        consts: dict[str, tuple[dict, str]] = {}
+        inputs: set[str] = set()
+        stack = list(targets)
+        seen: set[str] = set()
+        while stack:
+            name = stack.pop()
+            if not name or name in seen:
+                continue
+            seen.add(name)
+            if name in self._producers:
+                i = self._producers[name]
+                if i not in needed:
+                    needed.add(i)
+                    stack.extend(self._steps[i][1])
+            elif name in self.input_names:
+                inputs.add(name)
+            else:
+                source = self._const_source(name)
+                if source is None:
+                    raise OnnxDreamError(f"{self.source}: tensor {name!r} is not computed by the mirror")
+                consts[name] = source
+        order = [i for i in self.index.order if i in needed]
+        last_use: dict[int, int] = {}
+        for k, i in enumerate(order):
+            for n in self._steps[i][1]:
+                if n:
+                    last_use[self._slot(n)] = k
+        keep = {self._slot(t) for t in targets}
+        frees: dict[int, list[int]] = {}
+        for slot, k in last_use.items():
+            if slot not in keep:
+                frees.setdefault(k, []).append(slot)
+        steps = []
+        for k, i in enumerate(order):
+            fn, names, outputs = self._steps[i]
+            outs = tuple(self._slot(o) if o else _TRASH_SLOT for o in outputs)
+            steps.append((fn, tuple(self._slot(n) for n in names), outs, tuple(frees.get(k, ()))))
+        plan = _Plan(
+            inputs=tuple((self._slot(n), self.input_names.index(n)) for n in sorted(inputs)),
+            consts=tuple((self._slot(n), store, key) for n, (store, key) in consts.items()),
+            steps=tuple(steps),
+            targets=tuple(self._slot(t) for t in targets),
+        )
+        self._plans[targets] = plan
+        return plan
+
+    # -- running ------------------------------------------------------------------------------
+
+    def layer_tensors(self, name: str) -> tuple[str, ...]:
+        """The tensor names a layer (node, scope or tensor name) maps to.
+
+        Raises:
+            UnknownLayerError: no such layer; the message suggests the nearest names.
+        """
+        if name not in self._layers:
+            self._layers[name] = self.index.resolve(name).outputs
+        return self._layers[name]
+
+    def _feeds(self, inputs: tuple[Any, ...]) -> list[torch.Tensor]:
+        if len(inputs) == 1 and isinstance(inputs[0], Mapping):
+            given = dict(inputs[0])
+            unknown = [k for k in given if k not in self.input_names]
+            missing = [k for k in self.input_names if k not in given]
+            if unknown or missing:
+                raise OnnxDreamError(
+                    f"{self.source}: inputs {sorted(given)} do not match the graph's {self.input_names}"
+                )
+            return [given[k] for k in self.input_names]
+        if len(inputs) != len(self.input_names):
+            raise OnnxDreamError(
+                f"{self.source}: expected {len(self.input_names)} input(s) {self.input_names}, "
+                f"got {len(inputs)}"
+            )
+        return list(inputs)
+
+    def tensors(self, *inputs: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Compute the named ONNX tensors (and only what they depend on)."""
+        feeds = self._feeds(inputs)
+        plan = self._plan(tuple(dict.fromkeys(names)))
+        if feeds:
+            self._where.device = feeds[0].device
+        env: list[Any] = [None] * (len(self._slots) + 2)
+        for slot, position in plan.inputs:
+            env[slot] = feeds[position]
+        for slot, store, key in plan.consts:
+            env[slot] = store[key]
+        for fn, ins, outs, free in plan.steps:
+            result = fn(*[env[s] for s in ins])
+            if len(outs) == 1:
+                env[outs[0]] = result
+            else:
+                for s, value in zip(outs, result, strict=False):
+                    env[s] = value
+            for s in free:
+                env[s] = None
+        return {name: env[slot] for name, slot in zip(dict.fromkeys(names), plan.targets, strict=True)}
+
+    def forward(self, *inputs: Any, layers: Sequence[str] | None = None) -> Any:
+        """Graph outputs (one tensor, or a tuple), or ``{layer: activation}`` when ``layers`` is given."""
+        if layers is None:
+            values = self.tensors(*inputs, names=self.output_names)
+            outs = tuple(values[n] for n in self.output_names)
+            return outs[0] if len(outs) == 1 else outs
+        wanted = {name: self.layer_tensors(name) for name in dict.fromkeys(layers)}
+        values = self.tensors(*inputs, names=[t for ts in wanted.values() for t in ts])
+        return {
+            name: values[ts[0]] if len(ts) == 1 else tuple(values[t] for t in ts)
+            for name, ts in wanted.items()
+        }
+
+
+def to_torch(model: onnx.ModelProto | str | Path) -> Mirror:
+    """Build the torch mirror of an ONNX model (a ``ModelProto`` or a path).
+
+    Raises:
+        BadModelError: the file cannot be read or the graph is malformed.
+        UnsupportedOpError: some nodes have no converter at the model's opset (all are listed).
+    """
+    if isinstance(model, onnx.ModelProto):
+        return Mirror(model)
+    from onnxdream.io import load_model
+
+    return Mirror(load_model(model), source=str(model))

@@ -1,0 +1,20 @@
+"""Converter modules, one per op family. Importing this package registers every converter."""
+
+from __future__ import annotations
+
+from onnxdream.mirror.ops import (
+    activation,
+    conv,
+    elementwise,
+    linear,
+    misc,
+    norm,
+    pad,
+    pool,
+    reduce,
+    resize,
+    shape,
+)
+
+FAMILIES = (activation, conv, elementwise, linear, misc, norm, pad, pool, reduce, resize, shape)
+"""The converter modules, listed explicitly (no import-time discovery)."""

@@ -1,0 +1,72 @@
+"""Identity, Dropout (inference: identity), Constant, ConstantOfShape, Cast, CastLike."""
+
+from __future__ import annotations
+
+import torch
+
+from onnxdream.mirror.ops._common import as_ints
+from onnxdream.mirror.registry import Converted, NodeView, converter, torch_dtype
+
+
+@converter("Identity", 1)
+def identity(node: NodeView) -> Converted:
+    return node.call(lambda x: x, 0)
+
+
+@converter("Dropout", 1)
+def dropout(node: NodeView) -> Converted:
+    # Inference semantics whatever ratio/training_mode say: the mirror is a deterministic model.
+    if len(node.outputs) < 2:
+        return node.call(lambda x: x, 0)
+    if node.opset < 10:
+        return node.call(lambda x: (x, torch.ones_like(x)), 0)
+    return node.call(lambda x: (x, torch.ones_like(x, dtype=torch.bool)), 0)
+
+
+@converter("Constant", 1)
+def constant(node: NodeView) -> Converted:
+    if node.has_attr("value"):
+        value = node.attr("value")
+    elif node.has_attr("value_float"):
+        value = torch.tensor(node.attr("value_float"), dtype=torch.float32)
+    elif node.has_attr("value_floats"):
+        value = torch.tensor(node.attr("value_floats"), dtype=torch.float32)
+    elif node.has_attr("value_int"):
+        value = torch.tensor(node.attr("value_int"), dtype=torch.int64)
+    elif node.has_attr("value_ints"):
+        value = torch.tensor(node.attr("value_ints"), dtype=torch.int64)
+    else:
+        raise node.unsupported("only numeric dense constants are supported")
+    return node.call(lambda: value)
+
+
+@converter("ConstantOfShape", 9, shape_inputs=(0,))
+def constant_of_shape(node: NodeView) -> Converted:
+    value = node.attr("value")
+    fill = value.reshape(-1) if value is not None else torch.zeros(1, dtype=torch.float32)
+    return node.call(lambda s: fill.expand(as_ints(s)).clone(), 0)
+
+
+def _dtype(node: NodeView, onnx_type: int) -> torch.dtype:
+    dtype = torch_dtype(onnx_type)
+    if dtype is None:
+        raise node.unsupported(f"cast to element type {onnx_type}")
+    return dtype
+
+
+@converter("Cast", 1)
+def cast(node: NodeView) -> Converted:
+    to = node.attr("to")
+    if isinstance(to, str):  # opset 1 spelled the type as a string
+        to = getattr(torch, to.lower(), None)
+        if not isinstance(to, torch.dtype):
+            raise node.unsupported(f"cast to {node.attr('to')!r}")
+        dtype = to
+    else:
+        dtype = _dtype(node, to)
+    return node.call(lambda x: x.to(dtype), 0)
+
+
+@converter("CastLike", 15)
+def cast_like(node: NodeView) -> Converted:
+    return node.call(lambda x, like: x.to(like.dtype), 0, 1)

@@ -1,0 +1,129 @@
+"""Model inputs from files: an image (RGB, resized, normalised) or a ``.npy`` array, as NCHW.
+
+The normalisation comes from the model's ``onnxdream.preprocess`` metadata when present, else
+ImageNet statistics on [0, 1] RGB (what torchvision-style models are trained with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from onnxdream.errors import OnnxDreamError
+from onnxdream.metadata import PREPROCESS_KEY, get_json
+
+IMAGENET = {
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "range": [0.0, 1.0],
+    "channels": "RGB",
+}
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Pixels in [0, 255] -> ``range`` -> ``(x - mean) / std``, channels in ``channels`` order."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    range: tuple[float, float] = (0.0, 1.0)
+    channels: str = "RGB"
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto) -> Normalization:
+        """The model's ``onnxdream.preprocess`` entry, or ImageNet defaults."""
+        spec = {**IMAGENET, **get_json(model, PREPROCESS_KEY, {})}
+        return cls(tuple(spec["mean"]), tuple(spec["std"]), tuple(spec["range"]), spec["channels"].upper())
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb``: HxWx3 uint8 -> 1x3xHxW float32."""
+        lo, hi = self.range
+        x = lo + rgb.astype(np.float32) * np.float32((hi - lo) / 255.0)
+        if self.channels == "BGR":
+            x = x[..., ::-1]
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The one data input of a model: name, element type and dims (``None`` where not fixed)."""
+
+    name: str
+    dtype: np.dtype
+    dims: tuple[int | None, ...]
+
+
+def input_spec(model: onnx.ModelProto) -> InputSpec:
+    """Describe the model's single non-initializer input.
+
+    Raises:
+        OnnxDreamError: the model has no data input or several.
+    """
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        names = ", ".join(repr(i.name) for i in inputs) or "none"
+        raise OnnxDreamError(f"the model needs exactly one data input to run on a file (it has {names})")
+    value = inputs[0]
+    tensor = value.type.tensor_type
+    dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+    return InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)), dims)
+
+
+def load_image(path: str | Path, size: tuple[int, int] | None, norm: Normalization) -> np.ndarray:
+    """Read an image as a normalised 1x3xHxW float32 tensor, resized to ``size`` (H, W) if given.
+
+    Raises:
+        OnnxDreamError: the file is missing or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise OnnxDreamError(f"{path}: cannot read image ({exc})") from None
+    if size is not None and rgb.size != (size[1], size[0]):
+        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BICUBIC)
+    return norm.apply(np.asarray(rgb))
+
+
+def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
+    if array.ndim == len(spec.dims) - 1:
+        array = array[None]
+    fixed = all(d is None or d == a for a, d in zip(array.shape, spec.dims, strict=False))
+    if array.ndim != len(spec.dims) or not fixed:
+        want = "x".join("?" if d is None else str(d) for d in spec.dims)
+        raise OnnxDreamError(
+            f"{path}: array of shape {'x'.join(map(str, array.shape))} does not fit input "
+            f"{spec.name!r} ({want})"
+        )
+    return np.ascontiguousarray(array, dtype=spec.dtype)
+
+
+def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Feeds for ``model`` from a ``.npy`` file or an image (resized to fixed H and W).
+
+    Raises:
+        OnnxDreamError: unreadable file, or an array that does not fit the input.
+    """
+    spec = input_spec(model)
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxDreamError(f"{path}: file not found")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise OnnxDreamError(f"{path}: cannot read array ({exc})") from None
+        return {spec.name: _fit(array, spec, path)}
+    if len(spec.dims) != 4:
+        raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(spec.dims)}")
+    height, width = spec.dims[2], spec.dims[3]
+    size = (height, width) if height is not None and width is not None else None
+    return {spec.name: _fit(load_image(path, size, Normalization.of(model)), spec, path)}

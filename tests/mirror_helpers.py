@@ -1,0 +1,44 @@
+"""Shared helpers for the mirror tests: build small models inline and compare with ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+import onnxruntime as ort
+import torch
+
+from onnxdream.mirror import to_torch
+
+
+def parse(text: str) -> onnx.ModelProto:
+    """A model from ONNX text, checked."""
+    model = onnx.parser.parse_model(text)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def assert_matches_ort(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], atol: float = 1e-5, rtol: float = 1e-4
+) -> None:
+    """The mirror's graph outputs equal ONNX Runtime's: same shapes, dtypes, values within tolerance."""
+    expected = ort_run(model, feeds)
+    mirror = to_torch(model)
+    with torch.no_grad():
+        got = mirror.tensors({k: torch.from_numpy(v) for k, v in feeds.items()}, names=mirror.output_names)
+    for name, want in zip(mirror.output_names, expected, strict=True):
+        actual = got[name].numpy()
+        assert actual.shape == want.shape, name
+        assert actual.dtype == want.dtype, name
+        np.testing.assert_allclose(actual, want, atol=atol, rtol=rtol, err_msg=name)
+
+
+def rand(*shape: int, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
