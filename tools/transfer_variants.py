@@ -191,7 +191,9 @@ _CLASS = {
 
 
 def raw_path(node: onnx.NodeProto) -> str | None:
-    """Module path of a node as exported: parameter stem, scope metadata, or legacy node name."""
+    """Module path of a node as exported: parameter stem, scope metadata, legacy node name
+    (``/0/_blocks.3/_swish/Clip``), or an export-contract name (``_blocks.3._swish``,
+    ``_blocks.3/Add``, ``Reshape`` for the root)."""
     if node.op_type in _WEIGHTED_OPS and len(node.input) > 1:
         weight = node.input[1]
         if "." in weight and not _GENERATED_WEIGHT.search(weight):
