@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import logging
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
 
 ZOO_PREFIX = "zoo:"
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOLERANCE = 1e-4
 """Export verification: max |onnx - torch| must stay within this times max(1, max|torch|)."""
 
@@ -72,7 +74,7 @@ def load_torch_model(spec: str):
                 model = torch.load(str(path), map_location="cpu", weights_only=False)
         except Exception as exc:
             raise BadModelError(f"{path}: cannot load a torch model ({exc})") from None
-    elif ":" in spec and not path.suffix:
+    elif _FACTORY.match(spec):
         module_name, _, factory = spec.partition(":")
         try:
             model = getattr(importlib.import_module(module_name), factory)()

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from onnxdream.errors import OnnxDreamError
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 """Logs, tables meant for people and progress go to stderr when ``--json`` owns stdout."""
 out_console = Console()
 

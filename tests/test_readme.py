@@ -1,0 +1,95 @@
+"""Every ``onnxdream`` command shown in the README runs, in order, and succeeds.
+
+The files the examples name (a photo, zoo models, a fine-tuned export, a map file, a factory
+module) are made here; everything else the commands write is used by the commands after them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from onnxdream.cli import app
+from onnxdream.io import save_model
+from onnxdream.zoo import light_zoo_model
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+
+
+def readme_commands() -> list[str]:
+    """``onnxdream ...`` command lines from the README's bash blocks, continuations joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                part = part.strip()
+                if part.startswith("onnxdream "):
+                    commands.append(part)
+    return commands
+
+
+def _prepare(folder: Path) -> None:
+    y, x = np.mgrid[0:192, 0:256].astype(np.float32)
+    rgb = np.stack([np.sin(x / 11) * 0.5 + 0.5, np.cos(y / 7) * 0.5 + 0.5, (x + y) / 448], axis=-1)
+    Image.fromarray((rgb * 255).astype(np.uint8)).save(folder / "photo.jpg", quality=95)
+    save_model(light_zoo_model("googlenet"), folder / "googlenet.onnx")
+    save_model(light_zoo_model("shufflenet"), folder / "shufflenet.onnx")
+    (folder / "names.json").write_text(json.dumps({"gpu_0/conv3_0": "stem"}))
+    package = folder / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            def build():
+                torch.manual_seed(0)
+                return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+            """
+        )
+    )
+    sys.path.insert(0, str(TOOLS))
+    try:
+        import transfer_variants as variants
+    finally:
+        sys.path.remove(str(TOOLS))
+    model, _ = variants.build_model("sequential")
+    save_model(variants.export(variants.fine_tune(model, steps=1), "dynamo"), folder / "finetuned.onnx")
+
+
+@pytest.mark.slow
+def test_readme_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _prepare(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = CliRunner()
+    commands = readme_commands()
+    assert any("dream --demo out.png" in c for c in commands)  # the README's main command
+    for command in commands:
+        args = shlex.split(command, comments=True)[1:]
+        target = None
+        if ">" in args:
+            args, target = args[: args.index(">")], args[args.index(">") + 1]
+        result = runner.invoke(app, [*args, "--device", "cpu"] if _takes_device(args) else args)
+        assert result.exit_code == 0, f"{command}\n{result.output}"
+        if target:
+            Path(target).write_text(result.stdout)
+    assert (tmp_path / "out.png").stat().st_size > 0
+    assert json.loads((tmp_path / "layers.json").read_text())[0]["name"] == "_conv_stem"
+
+
+def _takes_device(args: list[str]) -> bool:
+    """CliRunner captures output in process: pin the device so no CUDA probe runs there."""
+    return args[0] in ("check", "dream", "expose-layers") and "--device" not in args
