@@ -21,7 +21,6 @@ import torch
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.graph import GraphIndex
-from onnxdream.metadata import PREPROCESS_KEY, get_json
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
 
@@ -100,65 +99,6 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray
     return feeds
 
 
-def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """An image (resized to the model's input size, normalised as its metadata says) or a ``.npy`` file.
-
-    Raises:
-        OnnxDreamError: unreadable file, a model with several inputs, or a shape the model rejects.
-    """
-    path = Path(path)
-    index = GraphIndex(model.graph)
-    inputs = [vi for vi in model.graph.input if vi.name in index.graph_inputs]
-    if len(inputs) != 1:
-        names = ", ".join(repr(vi.name) for vi in inputs)
-        raise OnnxDreamError(
-            f"{path}: --input needs a model with one input; this one has {len(inputs)} ({names})"
-        )
-    vi = inputs[0]
-    dims = _dims(vi)
-    if not path.is_file():
-        raise OnnxDreamError(f"{path}: input file not found")
-    if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise OnnxDreamError(f"{path}: cannot read the .npy file ({exc})") from None
-        dtype = torch_dtype(vi.type.tensor_type.elem_type) or torch.float32
-        array = array.astype(torch.zeros((), dtype=dtype).numpy().dtype)
-    else:
-        array = _load_image(path, dims, model)
-    if len(array.shape) != len(dims) or any(
-        isinstance(d, int) and d > 0 and d != n for d, n in zip(dims, array.shape, strict=False)
-    ):
-        raise OnnxDreamError(
-            f"{path}: shape {list(array.shape)} does not fit input {vi.name!r} of shape {dims}"
-        )
-    return {vi.name: array}
-
-
-def _load_image(path: Path, dims: list[int | str], model: onnx.ModelProto) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if len(dims) != 4:
-        raise OnnxDreamError(f"{path}: an image needs a model input of rank 4 (N, C, H, W), not {dims}")
-    channels = dims[1] if isinstance(dims[1], int) and dims[1] > 0 else 3
-    try:
-        image = Image.open(path).convert("L" if channels == 1 else "RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise OnnxDreamError(f"{path}: not an image ({exc})") from None
-    h, w = dims[2], dims[3]
-    if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-        image = image.resize((w, h), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    preprocess = get_json(model, PREPROCESS_KEY) or {}
-    if "mean" in preprocess and "std" in preprocess:
-        mean = np.asarray(preprocess["mean"], np.float32).reshape(-1, 1, 1)
-        std = np.asarray(preprocess["std"], np.float32).reshape(-1, 1, 1)
-        array = (array - mean) / std
-    return array[None].astype(np.float32)
-
-
 def _targets(
     index: GraphIndex, layers: Sequence[str], patterns: Sequence[str], source: str
 ) -> list[tuple[str, str]]:
@@ -201,13 +141,28 @@ def _with_outputs(model: onnx.ModelProto, tensors: Mapping[str, torch.dtype]) ->
     return copy
 
 
-def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> tuple[float, float, bool]:
-    """``(max abs diff, max rel diff over non-zero references, ok)``; NaN only matches NaN.
+@dataclass(frozen=True)
+class Comparison:
+    """How one tensor differs from its reference (see :func:`compare` for the rule)."""
+
+    max_abs: float
+    max_rel: float
+    failed: int
+    size: int
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> Comparison:
+    """Compare ``actual`` with the reference ``expected``; NaN only matches NaN.
 
     An element fails when its difference exceeds both ``atol * max(1, max|expected|)`` and
     ``rtol * |expected|``: ``atol`` scales with the layer's magnitude as in the float32 contract
     (per-layer max abs error <= 1e-4 * max(1, max|reference|)), so large activations are not
-    failed for float32 rounding in elements that happen to be small.
+    failed for float32 rounding in elements that happen to be small. ``max_rel`` is taken over
+    non-zero references.
     """
     a = actual.astype(np.float64)
     b = expected.astype(np.float64)
@@ -222,7 +177,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) 
     bad = (diff > atol * layer_scale) & (diff > rtol * scale)
     max_abs = float(diff.max()) if diff.size else 0.0
     max_rel = float(rel.max()) if rel.size else 0.0
-    return max_abs, max_rel, not bool(bad.any())
+    return Comparison(max_abs, max_rel, int(bad.sum()), int(diff.size))
 
 
 def _finite(value: float) -> float | None:
@@ -287,6 +242,8 @@ def check(
         if actual_np.shape != expected.shape:
             result.layers.append(LayerCheck(name, tensor, shape, None, None, False))
             continue
-        max_abs, max_rel, ok = compare(actual_np, expected, atol, rtol)
-        result.layers.append(LayerCheck(name, tensor, shape, _finite(max_abs), _finite(max_rel), ok))
+        found = compare(actual_np, expected, atol, rtol)
+        result.layers.append(
+            LayerCheck(name, tensor, shape, _finite(found.max_abs), _finite(found.max_rel), found.ok)
+        )
     return result

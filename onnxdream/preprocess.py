@@ -1,7 +1,7 @@
 """Model inputs from files: an image (RGB, resized, normalised) or a ``.npy`` array, as NCHW.
 
 The normalisation comes from the model's ``onnxdream.preprocess`` metadata when present, else
-ImageNet statistics on [0, 1] RGB (what torchvision-style models are trained with).
+ImageNet statistics on [0, 1] RGB (see :func:`onnxdream.dream.preprocess.preprocess_for`).
 """
 
 from __future__ import annotations
@@ -14,39 +14,6 @@ import onnx
 from onnx import helper
 
 from onnxdream.errors import OnnxDreamError
-from onnxdream.metadata import PREPROCESS_KEY, get_json
-
-IMAGENET = {
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-    "range": [0.0, 1.0],
-    "channels": "RGB",
-}
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Pixels in [0, 255] -> ``range`` -> ``(x - mean) / std``, channels in ``channels`` order."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    range: tuple[float, float] = (0.0, 1.0)
-    channels: str = "RGB"
-
-    @classmethod
-    def of(cls, model: onnx.ModelProto) -> Normalization:
-        """The model's ``onnxdream.preprocess`` entry, or ImageNet defaults."""
-        spec = {**IMAGENET, **get_json(model, PREPROCESS_KEY, {})}
-        return cls(tuple(spec["mean"]), tuple(spec["std"]), tuple(spec["range"]), spec["channels"].upper())
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """``rgb``: HxWx3 uint8 -> 1x3xHxW float32."""
-        lo, hi = self.range
-        x = lo + rgb.astype(np.float32) * np.float32((hi - lo) / 255.0)
-        if self.channels == "BGR":
-            x = x[..., ::-1]
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -75,22 +42,25 @@ def input_spec(model: onnx.ModelProto) -> InputSpec:
     return InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)), dims)
 
 
-def load_image(path: str | Path, size: tuple[int, int] | None, norm: Normalization) -> np.ndarray:
-    """Read an image as a normalised 1x3xHxW float32 tensor, resized to ``size`` (H, W) if given.
+def load_image(path: str | Path, size: tuple[int, int] | None, model: onnx.ModelProto) -> np.ndarray:
+    """Read an image as the model's 1x3xHxW float32 input, resized to ``size`` (H, W) if given.
+
+    Decoding (EXIF, alpha, 16-bit, palette) and normalisation are the ones ``dream`` uses.
 
     Raises:
-        OnnxDreamError: the file is missing or not an image.
+        OnnxDreamError: the file is missing or not an image, or the metadata is malformed.
     """
-    from PIL import Image, UnidentifiedImageError
+    import torch
 
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise OnnxDreamError(f"{path}: cannot read image ({exc})") from None
-    if size is not None and rgb.size != (size[1], size[0]):
-        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BICUBIC)
-    return norm.apply(np.asarray(rgb))
+    from onnxdream.dream.image import load_image as read_rgb
+    from onnxdream.dream.image import resize_array
+    from onnxdream.dream.preprocess import preprocess_for
+
+    rgb = read_rgb(path)
+    if size is not None:
+        rgb = resize_array(rgb, size)
+    pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    return preprocess_for(model).to_model(pixels).numpy().astype(np.float32)
 
 
 def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
@@ -126,4 +96,4 @@ def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray
         raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(spec.dims)}")
     height, width = spec.dims[2], spec.dims[3]
     size = (height, width) if height is not None and width is not None else None
-    return {spec.name: _fit(load_image(path, size, Normalization.of(model)), spec, path)}
+    return {spec.name: _fit(load_image(path, size, model), spec, path)}

@@ -42,10 +42,11 @@ def test_compare_fails_an_element_only_when_it_exceeds_both_tolerances():
     expected = np.array([1000.0, 1.0, 0.0], np.float32)
     # Layer scale 1000: atol becomes 0.1. 0.05 off 1000 and 2e-5 off 1 pass; 0.2 off 0 exceeds
     # both 0.1 and rtol * 0, so it fails.
-    assert compare(expected + np.array([0.05, 2e-5, 0.0], np.float32), expected, 1e-4, 1e-3)[2]
-    assert not compare(expected + np.array([0.0, 0.0, 0.2], np.float32), expected, 1e-4, 1e-3)[2]
-    max_abs, max_rel, ok = compare(np.array([np.nan]), np.array([np.nan]), 1e-4, 1e-3)
-    assert (max_abs, max_rel, ok) == (0.0, 0.0, True)
+    assert compare(expected + np.array([0.05, 2e-5, 0.0], np.float32), expected, 1e-4, 1e-3).ok
+    found = compare(expected + np.array([0.0, 0.0, 0.2], np.float32), expected, 1e-4, 1e-3)
+    assert (found.ok, found.failed, found.size) == (False, 1, 3)
+    found = compare(np.array([np.nan]), np.array([np.nan]), 1e-4, 1e-3)
+    assert (found.max_abs, found.max_rel, found.ok) == (0.0, 0.0, True)
 
 
 def test_json_schema_and_exit_0():
@@ -119,9 +120,7 @@ def test_unsupported_ops_are_all_listed_with_exit_1(tmp_path):
             [str(TINY), "--layer", "stem.9"], "unknown layer 'stem.9'; did you mean", id="bad-layer"
         ),
         pytest.param([str(TINY), "--match", "nothing*"], "no layer matches 'nothing*'", id="bad-glob"),
-        pytest.param(
-            [str(TINY), "--input", "nope.npy"], "nope.npy: input file not found", id="missing-input"
-        ),
+        pytest.param([str(TINY), "--input", "nope.npy"], "nope.npy: file not found", id="missing-input"),
         pytest.param([str(TINY), "--ort-opt", "max"], "unknown --ort-opt 'max'", id="bad-ort-opt"),
         pytest.param([str(TINY), "--device", "tpu"], "unknown device 'tpu'", id="bad-device"),
     ],

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from onnxdream.check import CheckResult, check, load_input
+from onnxdream.check import CheckResult, check
 from onnxdream.commands.common import guarded, out_console, print_json
 from onnxdream.io import load_model
+from onnxdream.preprocess import load_input
 
 
 def _number(value: float | None) -> str:

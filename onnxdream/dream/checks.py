@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import torch
 
+from onnxdream.check import compare
 from onnxdream.dream.activations import Activation, as_tensors
 from onnxdream.errors import MismatchError, OnnxDreamError
 from onnxdream.graph import GraphIndex
@@ -191,12 +192,9 @@ class ForwardChecker:
                     raise MismatchError(
                         f"layer {layer!r} ({name!r}): mirror shape {mine.shape} != ONNX Runtime {ref.shape}"
                     )
-                diff = np.abs(mine.astype(np.float64) - ref)
-                scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
-                bad = (diff > self.atol * scale) & (diff > self.rtol * np.abs(ref))
-                failed += int(bad.sum())
-                total += diff.size
-                top = float(diff.max(initial=0.0))
-                if top >= worst:
-                    worst, worst_layer = top, layer
+                found = compare(mine, ref, self.atol, self.rtol)
+                failed += found.failed
+                total += found.size
+                if found.max_abs >= worst:
+                    worst, worst_layer = found.max_abs, layer
         return CheckReport(worst, worst_layer, failed, total)
