@@ -90,7 +90,7 @@ def load_torch_model(spec: str):
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_exporter() -> Iterator[None]:
     """The exporters print progress, warnings and log lines; keep stdout and stderr clean."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
@@ -184,7 +184,7 @@ def export_model(
     torch_model = load_torch_model(spec)
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
     try:
-        with _quiet():
+        with quiet_exporter():
             model = _to_onnx(torch_model, example, legacy=legacy, opset=opset, dynamic_batch=dynamic_batch)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

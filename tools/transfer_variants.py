@@ -23,13 +23,10 @@ the reference node with that key. *Head nodes* are the non-constant nodes of the
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
-import io
 import random
 import re
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +34,7 @@ import onnx
 import torch
 from torch import nn
 
+from onnxdream.export import quiet_exporter
 from onnxdream.graph import GraphIndex
 from onnxdream.zoo import builtin_model_path, efficientnet_lite0
 
@@ -165,11 +163,9 @@ def drift(model: nn.Module, level: str, layout: Layout, seed: int = 0) -> nn.Mod
 def export(model: nn.Module, exporter: str, size: int = 224) -> onnx.ModelProto:
     """Export ``model`` with the exporter settings ``EXPORTERS[exporter]`` (quietly)."""
     settings = EXPORTERS[exporter]
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp, quiet_exporter():
         path = Path(tmp) / "model.onnx"
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            torch.onnx.export(model, (torch.randn(1, 3, size, size),), str(path), **settings)
+        torch.onnx.export(model, (torch.randn(1, 3, size, size),), str(path), **settings)
         return onnx.load(str(path))
 
 
