@@ -77,6 +77,15 @@ def test_bad_input_exits_2(tiny, photo, tmp_path, args, message):
     assert message in " ".join(result.output.split())
 
 
+def test_no_layer_on_a_model_with_generated_names_suggests_rename(zoo, photo, tmp_path):
+    from onnxdream.io import save_model
+
+    model = save_model(zoo("squeezenet"), tmp_path / "squeezenet.onnx")
+    result = _dream(str(photo), str(tmp_path / "o.png"), "--model", str(model), *FAST)
+    assert result.exit_code == 2
+    assert "its names look generated: `onnxdream rename MODEL OUT`" in " ".join(result.output.split())
+
+
 def test_image_too_small_exits_2(tiny, tmp_path):
     small = tmp_path / "small.png"
     to_pil(pattern(8, 8)).save(small)

@@ -96,12 +96,17 @@ def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
     key = BUILTIN if model is None else model
     if isinstance(key, str) and key in DEFAULT_LAYERS:
         return list(DEFAULT_LAYERS[key])
+    from onnxdream.names.lost import is_generated
+
     names = dreamer.layer_names()
     middle = names[len(names) // 3 : len(names) // 3 + 3]
+    hint = "`onnxdream layers MODEL` lists them all"
+    if names and sum(map(is_generated, names)) > len(names) // 2:
+        hint += "; its names look generated: `onnxdream rename MODEL OUT` gives meaningful ones"
     raise OnnxDreamError(
         "choose a layer with --layer for this model (e.g. "
         + ", ".join(repr(n) for n in middle)
-        + "; `onnxdream layers MODEL` lists them all)"
+        + f"; {hint})"
     )
 
 
