@@ -38,7 +38,7 @@ def _print_table(model: Path, result: CheckResult) -> None:
     if result.layers:
         out_console.print(table)
     for u in result.unsupported:
-        out_console.print(f"[red]unsupported:[/] {u.reason}", highlight=False, soft_wrap=True)
+        out_console.print(f"[red]unsupported:[/] {u.reason}", highlight=False)
     failed = sum(not layer.ok for layer in result.layers)
     if result.ok:
         out_console.print(f"[green]ok[/]: {len(result.layers)} layers match")

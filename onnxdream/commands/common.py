@@ -28,7 +28,7 @@ def guarded(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except OnnxDreamError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -60,4 +60,4 @@ OrtOptOption = Annotated[
 
 def warn(message: str) -> None:
     """One warning line on stderr (e.g. an option that will be ignored)."""
-    err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from PIL import Image
 
-from onnxdream.commands.common import err_console, guarded, print_json
+from onnxdream.commands.common import err_console, guarded, print_json, warn
 from onnxdream.errors import OnnxDreamError
 
 _EXAMPLES = """
@@ -149,8 +149,8 @@ def dream_command(
 
     def report(result, target: Path | str) -> None:
         for warning in result.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-        err_console.print(f"{result.summary()} -> {target}", highlight=False, soft_wrap=True)
+            warn(warning)
+        err_console.print(f"{result.summary()} -> {target}", highlight=False)
         summaries.append(
             {
                 "output": str(target),
@@ -188,7 +188,7 @@ def dream_command(
                 if exc.exit_code != 2:
                     raise
                 text = str(exc) if str(exc).startswith(str(source)) else f"{source}: {exc}"
-                err_console.print(f"[yellow]warning:[/] skipping {text}", highlight=False, soft_wrap=True)
+                warn(f"skipping {text}")
                 continue
             target = save_image(picture, _out_name(source, out_dir))
             report(result, target)
@@ -208,7 +208,7 @@ def dream_command(
                 except OnnxDreamError as exc:
                     if exc.exit_code != 2:
                         raise
-                    err_console.print(f"[yellow]warning:[/] skipping layer {name!r}: {exc}", highlight=False)
+                    warn(f"skipping layer {name!r}: {exc}")
                     continue
                 cells.append(picture)
                 labels.append(name)

@@ -142,7 +142,6 @@ def expose_layers(
     err_console.print(
         f"wrote {output}: {len(result.added)} new output(s) for {len(result.exposed)} layer(s)",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -156,9 +155,7 @@ def _run(
     session = make_session(model, device, ort_opt)
     tensors = list(dict.fromkeys(t for ts in exposed.values() for t in ts))
     values = session.run(feeds, tensors)
-    err_console.print(
-        f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False, soft_wrap=True
-    )
+    err_console.print(f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False)
     return values
 
 

@@ -10,7 +10,7 @@ import onnx
 import typer
 from rich.table import Table
 
-from onnxdream.commands.common import err_console, guarded, out_console, print_json
+from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import atomic_path, load_model, refuse_overwrite, save_model, uses_external_data
 from onnxdream.names.apply import RenameResult, rename, undo
@@ -127,7 +127,7 @@ def rename_command(
             inplace=True,
         )
     for warning in result.plan.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
     if not dry_run:
         save_model(result.model, target, external_data=uses_external_data(model) or None)
     if report is not None and not dry_run:
