@@ -33,9 +33,18 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        tmp_path.chmod(target.stat().st_mode & 0o777 if target.exists() else _default_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _default_mode() -> int:
+    """0666 minus the process umask (read without changing it for long)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:

@@ -212,3 +212,15 @@ def test_cli_reports_bad_models_in_one_line_with_exit_2(tmp_path: Path, kind: st
     assert message in result.output.replace("\n", "")
     assert str(path) in result.output.replace("\n", "")
     assert "Traceback" not in result.output
+
+
+def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = model_io.save_model(small_model(), tmp_path / "m.onnx")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o600)
+    model_io.save_model(small_model(), path)  # rewriting keeps the file's own mode
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -121,14 +121,16 @@ def dream_command(
     if image is not None and not folder:
         refuse_overwrite(out, image)
 
-    dreamer = open_dreamer(
-        model,
-        device,
-        _floats(mean, "--mean"),
-        _floats(std, "--std"),
-        _floats(value_range, "--range"),
-        channels,
-    )
+    # The built-in model is exported on first use (several seconds), then read from the cache.
+    with err_console.status("loading the model and building its torch mirror"):
+        dreamer = open_dreamer(
+            model,
+            device,
+            _floats(mean, "--mean"),
+            _floats(std, "--std"),
+            _floats(value_range, "--range"),
+            channels,
+        )
     options = DreamOptions(
         loss=loss,
         octaves=octaves,

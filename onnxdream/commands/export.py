@@ -61,15 +61,16 @@ def export_command(
 
       onnxdream export mypkg.models:build net.onnx --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
     """
-    result = export_model(
-        spec,
-        legacy=legacy,
-        opset=opset,
-        input_shape=_shape(input_shape),
-        dynamic_batch=dynamic_batch,
-        mean=_floats(mean, "--mean"),
-        std=_floats(std, "--std"),
-    )
+    with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):
+        result = export_model(
+            spec,
+            legacy=legacy,
+            opset=opset,
+            input_shape=_shape(input_shape),
+            dynamic_batch=dynamic_batch,
+            mean=_floats(mean, "--mean"),
+            std=_floats(std, "--std"),
+        )
     check_model(result.model)
     summary = {
         "model": str(out),
