@@ -20,11 +20,15 @@ from onnxdream.names.plan import resolve_strategies
 
 def _load_reference(spec: str) -> onnx.ModelProto:
     """An ``.onnx`` file as it is, anything else exported on the fly (``zoo:efficientnet-lite0``)."""
+    from onnxdream.export import ZOO_PREFIX, export_model, require_match
+    from onnxdream.zoo import EFFICIENTNET, builtin_model_path
+
     if spec.lower().endswith(".onnx"):
         return load_model(spec)
-    from onnxdream.export import export_model, require_match
-
-    result = export_model(spec)
+    with err_console.status(f"exporting the reference {spec}"):
+        if spec == ZOO_PREFIX + EFFICIENTNET:
+            return load_model(builtin_model_path())  # exported once, then cached
+        result = export_model(spec)
     require_match(result, spec)
     return result.model
 
