@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import torch
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
@@ -231,8 +231,7 @@ def check(
     try:
         theirs = session.run(feeds, tensors)
     except Exception as exc:  # ORT raises several unrelated types for bad feeds
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OnnxDreamError(f"{source}: ONNX Runtime cannot run this input: {first}") from None
+        raise OnnxDreamError(f"{source}: ONNX Runtime cannot run this input: {first_line(exc)}") from None
     result = CheckResult(device=session.device)
     for name, tensor in pairs:
         actual = ours[tensor].detach().cpu()

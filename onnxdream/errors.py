@@ -40,3 +40,9 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         return ""
     return "did you mean " + ", ".join(repr(c) for c in close) + "?"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

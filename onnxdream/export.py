@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError
+from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, first_line
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
 
@@ -187,8 +187,7 @@ def export_model(
         with quiet_exporter():
             model = _to_onnx(torch_model, example, legacy=legacy, opset=opset, dynamic_batch=dynamic_batch)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OnnxDreamError(f"{spec}: torch.onnx.export failed: {first}") from None
+        raise OnnxDreamError(f"{spec}: torch.onnx.export failed: {first_line(exc)}") from None
     name_nodes(model, {name for name, _ in torch_model.named_modules()})
     preprocess = dict(zoo.EFFICIENTNET_PREPROCESS) if spec == ZOO_PREFIX + zoo.EFFICIENTNET else {}
     if mean is not None:

@@ -12,7 +12,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
-from onnxdream.errors import BadModelError
+from onnxdream.errors import BadModelError, first_line
 
 PROTO_LIMIT = 2**31 - 1
 """Protobuf cannot serialise a message of 2 GiB or more; larger models need external data."""
@@ -149,8 +149,7 @@ def check_model(model: onnx.ModelProto, path: PathLike | None = None) -> None:
         else:
             onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadModelError(f"{where}: invalid model: {first}") from None
+        raise BadModelError(f"{where}: invalid model: {first_line(exc)}") from None
 
 
 def refuse_overwrite(output: PathLike, input_path: PathLike, in_place: bool = False) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, first_line
 from onnxdream.io import PROTO_LIMIT, save_model
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -187,8 +187,7 @@ def make_session(
         try:
             session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # ORT raises several unrelated types for a bad model
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise OnnxDreamError(f"ONNX Runtime cannot load the model: {first}") from None
+            raise OnnxDreamError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
         used = "cuda" if session.get_providers()[0] == _PROVIDERS["cuda"] else "cpu"
         _cache[cache_key] = Session(session, used)
     return _cache[cache_key]

@@ -19,7 +19,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, first_line
 from onnxdream.mirror.module import Mirror, _opset
 from onnxdream.mirror.registry import lookup
 
@@ -169,8 +169,7 @@ def run(case: Case) -> Result:
         with torch.no_grad():
             got = mirror.tensors(feeds, names=mirror.output_names)
     except (OnnxDreamError, RuntimeError, ValueError, TypeError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Result(case.name, case.ops, "fail", f"{type(exc).__name__}: {first}")
+        return Result(case.name, case.ops, "fail", f"{type(exc).__name__}: {first_line(exc)}")
     for name, expected in zip(mirror.output_names, case.outputs, strict=False):
         actual = _as_numpy(got[name])
         if str(expected.dtype) == "bfloat16":
