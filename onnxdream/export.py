@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, first_line
+from onnxdream.graph import GraphIndex
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
 
@@ -129,7 +130,7 @@ def _to_onnx(model, example, *, legacy: bool, opset: int | None, dynamic_batch: 
 
 def name_nodes(model: onnx.ModelProto, modules: set[str]) -> None:
     """Apply the export naming contract in place and record ``onnxdream.origin``."""
-    names = names_from_metadata(model, modules)
+    names = names_from_metadata(GraphIndex(model.graph), modules)
     taken = set(names.values())
     for i, node in enumerate(model.graph.node):
         if i in names:

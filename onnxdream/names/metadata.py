@@ -25,6 +25,7 @@ import onnx
 
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import get_prop
+from onnxdream.names.tensors import module_path
 
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 NAMESPACE_KEY = "pkg.torch.onnx.namespace"
@@ -66,29 +67,20 @@ def _legacy_scope(node: onnx.NodeProto, modules: Collection[str] | None) -> str 
     match = _LEGACY_NAME.match(node.name)
     if not match or match["op"] != node.op_type:
         return None
-    path: list[str] = []
-    for segment in filter(None, match["path"].split("/")):
-        parent = ".".join(path)
-        repeats_previous = bool(path) and segment.startswith(path[-1] + ".")
-        joined = f"{parent}.{segment}" if parent else segment
-        sibling = ".".join([*path[:-1], segment])
-        if modules is not None:
-            plain = re.sub(r"_\d+$", "", segment)
-            options = [joined, sibling, f"{parent}.{plain}" if parent else plain]
-            chosen = next((o for o in options if o in modules), sibling if repeats_previous else joined)
-        else:
-            chosen = sibling if repeats_previous else joined
-        path = chosen.split(".") if chosen else []
-    return ".".join(path)
+    segments = [s for s in match["path"].split("/") if s]
+    path = module_path(segments)
+    if modules is not None and path not in modules:
+        plain = module_path([re.sub(r"_\d+$", "", s) for s in segments])
+        path = plain if plain in modules else path
+    return path
 
 
-def node_scopes(model: onnx.ModelProto, modules: Collection[str] | None = None) -> dict[int, str]:
+def node_scopes(index: GraphIndex, modules: Collection[str] | None = None) -> dict[int, str]:
     """Module path of every node with scope evidence (node index -> path, ``""`` = root)."""
-    initializers = {t.name for t in model.graph.initializer}
     scopes: dict[int, str] = {}
-    for i, node in enumerate(model.graph.node):
+    for i, node in enumerate(index.nodes):
         for scope in (
-            _parameter_module(node, initializers),
+            _parameter_module(node, index.initializers),
             _metadata_scope(node),
             _legacy_scope(node, modules),
         ):
@@ -102,18 +94,17 @@ def _inside(path: str, scope: str) -> bool:
     return bool(scope) and (path == scope or path.startswith(scope + "."))
 
 
-def names_from_metadata(model: onnx.ModelProto, modules: Collection[str] | None = None) -> dict[int, str]:
+def names_from_metadata(index: GraphIndex, modules: Collection[str] | None = None) -> dict[int, str]:
     """Names per the export contract for every node with scope evidence.
 
     Args:
-        model: the exported model (not modified).
+        index: the exported model's graph (not modified).
         modules: qualified module names of the torch model, when known (sharpens legacy names).
 
     Returns:
         Node index -> name, unique among the returned names.
     """
-    index = GraphIndex(model.graph)
-    scopes = node_scopes(model, modules)
+    scopes = node_scopes(index, modules)
     taken: Counter[str] = Counter()
     names: dict[int, str] = {}
     for i in index.order:

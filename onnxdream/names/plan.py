@@ -117,7 +117,7 @@ def plan_names(
         for match in _from_reference(model, reference, min_score):
             proposed[match.node] = (match.name, "reference", match.score, match.why)
     evidence = {
-        "metadata": lambda: names_from_metadata(model),
+        "metadata": lambda: names_from_metadata(index),
         "weights": lambda: names_from_weights(index),
         "tensors": lambda: names_from_tensors(index),
     }
