@@ -21,6 +21,7 @@ import torch
 
 from onnxdream.errors import OnnxDreamError, first_line
 from onnxdream.graph import GraphIndex
+from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
 
@@ -205,12 +206,7 @@ def check(
 
     if ort_opt not in ("all", "none"):
         raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose 'all' or 'none'")
-    if not isinstance(model, onnx.ModelProto):
-        from onnxdream.io import load_model
-
-        source = source or str(model)
-        model = load_model(model)
-    source = source or "<model>"
+    model, source = as_model(model, source)
     index = GraphIndex(model.graph, source)
     pairs = _targets(index, layers, match, source)
     resolved = resolve_device(device)

@@ -21,7 +21,6 @@ from onnxdream.graph import GraphIndex
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
 
-ZOO_PREFIX = "zoo:"
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOLERANCE = 1e-4
 """Export verification: max |onnx - torch| must stay within this times max(1, max|torch|)."""
@@ -61,8 +60,8 @@ def load_torch_model(spec: str):
 
     from onnxdream import zoo
 
-    if spec.startswith(ZOO_PREFIX):
-        name = spec[len(ZOO_PREFIX) :]
+    if spec.startswith(zoo.ZOO_PREFIX):
+        name = spec[len(zoo.ZOO_PREFIX) :]
         if name != zoo.EFFICIENTNET:
             raise OnnxDreamError(f"unknown built-in model {name!r}; available: {zoo.EFFICIENTNET!r}")
         return zoo.efficientnet_lite0()
@@ -190,7 +189,7 @@ def export_model(
     except Exception as exc:
         raise OnnxDreamError(f"{spec}: torch.onnx.export failed: {first_line(exc)}") from None
     name_nodes(model, {name for name, _ in torch_model.named_modules()})
-    preprocess = dict(zoo.EFFICIENTNET_PREPROCESS) if spec == ZOO_PREFIX + zoo.EFFICIENTNET else {}
+    preprocess = dict(zoo.EFFICIENTNET_PREPROCESS) if spec == zoo.BUILTIN else {}
     if mean is not None:
         preprocess["mean"] = list(mean)
     if std is not None:

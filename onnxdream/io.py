@@ -136,6 +136,13 @@ def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto
     return model
 
 
+def as_model(model: onnx.ModelProto | PathLike, source: str | None = None) -> tuple[onnx.ModelProto, str]:
+    """A loaded model (a proto as it is, a path through :func:`load_model`) and its label for messages."""
+    if isinstance(model, onnx.ModelProto):
+        return model, source or "<model>"
+    return load_model(model), source or str(model)
+
+
 def check_model(model: onnx.ModelProto, path: PathLike | None = None) -> None:
     """Run ``onnx.checker`` (the path form for models past the protobuf limit).
 

@@ -11,7 +11,10 @@ from onnx import numpy_helper
 
 from onnxdream.errors import OnnxDreamError, suggest
 
+ZOO_PREFIX = "zoo:"
 EFFICIENTNET = "efficientnet-lite0"
+BUILTIN = ZOO_PREFIX + EFFICIENTNET
+"""The built-in model's SPEC."""
 EFFICIENTNET_PREPROCESS = {
     "mean": [0.485, 0.456, 0.406],
     "std": [0.229, 0.224, 0.225],
@@ -134,13 +137,33 @@ def builtin_model_path(legacy: bool = False) -> Path:
     """The built-in EfficientNet-Lite0 as ONNX, exported once per torch/onnx version and cached."""
     import torch
 
-    from onnxdream.export import ZOO_PREFIX, export_model, require_match
+    from onnxdream.export import export_model, require_match
     from onnxdream.io import save_model
 
     exporter = "legacy" if legacy else "dynamo"
     path = cache_dir() / f"{EFFICIENTNET}-{exporter}-torch{torch.__version__}-onnx{onnx.__version__}.onnx"
     if not path.exists():
-        result = export_model(ZOO_PREFIX + EFFICIENTNET, legacy=legacy)
-        require_match(result, ZOO_PREFIX + EFFICIENTNET)
+        result = export_model(BUILTIN, legacy=legacy)
+        require_match(result, BUILTIN)
         save_model(result.model, path)
     return path
+
+
+def zoo_onnx(spec: str) -> onnx.ModelProto:
+    """The ONNX model a ``zoo:NAME`` SPEC names: the built-in model (cached export) or a light zoo file.
+
+    Raises:
+        OnnxDreamError: an unknown name; the message suggests the nearest and lists all.
+    """
+    from onnxdream.io import load_model
+
+    name = spec.removeprefix(ZOO_PREFIX)
+    if name == EFFICIENTNET:
+        return load_model(builtin_model_path())
+    if name in LIGHT_ZOO:
+        return light_zoo_model(name)
+    choices = [EFFICIENTNET, *LIGHT_ZOO]
+    hint = suggest(name, choices)
+    raise OnnxDreamError(
+        f"unknown zoo model {spec!r}" + (f"; {hint}" if hint else "") + f" (available: {', '.join(choices)})"
+    )

@@ -19,15 +19,15 @@ from onnxdream.names.plan import resolve_strategies
 
 
 def _load_reference(spec: str) -> onnx.ModelProto:
-    """An ``.onnx`` file as it is, anything else exported on the fly (``zoo:efficientnet-lite0``)."""
-    from onnxdream.export import ZOO_PREFIX, export_model, require_match
-    from onnxdream.zoo import EFFICIENTNET, builtin_model_path
+    """An ``.onnx`` file or a zoo model as it is, any other export SPEC exported on the fly."""
+    from onnxdream.export import export_model, require_match
+    from onnxdream.zoo import ZOO_PREFIX, zoo_onnx
 
     if spec.lower().endswith(".onnx"):
         return load_model(spec)
-    with err_console.status(f"exporting the reference {spec}"):
-        if spec == ZOO_PREFIX + EFFICIENTNET:
-            return load_model(builtin_model_path())  # exported once, then cached
+    with err_console.status(f"loading the reference {spec}"):
+        if spec.startswith(ZOO_PREFIX):
+            return zoo_onnx(spec)  # the built-in model is exported once, then cached
         result = export_model(spec)
     require_match(result, spec)
     return result.model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import onnx
 import torch
@@ -14,13 +13,11 @@ from onnxdream.dream.activations import Activation, ActivationModel, TorchActiva
 from onnxdream.dream.checks import ForwardChecker
 from onnxdream.dream.engine import Dreamer
 from onnxdream.dream.preprocess import preprocess_for
-from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.errors import OnnxDreamError
 from onnxdream.graph import GraphIndex
-from onnxdream.io import load_model
-from onnxdream.zoo import EFFICIENTNET, LIGHT_ZOO, light_zoo_model
+from onnxdream.io import as_model
+from onnxdream.zoo import BUILTIN, ZOO_PREFIX, zoo_onnx
 
-ZOO_PREFIX = "zoo:"
-BUILTIN = f"{ZOO_PREFIX}{EFFICIENTNET}"
 DEFAULT_LAYERS = {BUILTIN: ["_blocks.10"]}
 """Layers that give good-looking dreams, per built-in model (chosen by looking at renders)."""
 
@@ -61,30 +58,13 @@ class MirrorActivations:
         return self.mirror(x, layers=layers)
 
 
-def _zoo_model(name: str) -> onnx.ModelProto:
-    key = name[len(ZOO_PREFIX) :]
-    if key == EFFICIENTNET:
-        from onnxdream.zoo import builtin_model_path
-
-        return load_model(builtin_model_path())
-    if key in LIGHT_ZOO:
-        return light_zoo_model(key)
-    choices = [EFFICIENTNET, *LIGHT_ZOO]
-    hint = suggest(key, choices)
-    raise OnnxDreamError(
-        f"unknown zoo model {name!r}" + (f"; {hint}" if hint else "") + f" (available: {', '.join(choices)})"
-    )
-
-
 def load_onnx(model: str | os.PathLike[str] | onnx.ModelProto | None) -> tuple[onnx.ModelProto, str]:
     """The ONNX model a ``--model`` value names, and a label for messages."""
     if model is None:
         model = BUILTIN
-    if isinstance(model, onnx.ModelProto):
-        return model, "<model>"
     if isinstance(model, str) and model.startswith(ZOO_PREFIX):
-        return _zoo_model(model), model
-    return load_model(model), str(Path(model))
+        return zoo_onnx(model), model
+    return as_model(model)
 
 
 def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:

@@ -446,8 +446,7 @@ def to_torch(model: onnx.ModelProto | str | Path) -> Mirror:
         BadModelError: the file cannot be read or the graph is malformed.
         UnsupportedOpError: some nodes have no converter at the model's opset (all are listed).
     """
-    if isinstance(model, onnx.ModelProto):
-        return Mirror(model)
-    from onnxdream.io import load_model
+    from onnxdream.io import as_model
 
-    return Mirror(load_model(model), source=str(model))
+    proto, source = as_model(model)
+    return Mirror(proto, source=source)
