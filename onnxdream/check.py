@@ -24,6 +24,7 @@ from onnxdream.graph import GraphIndex
 from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
+from onnxdream.shapes import value_type
 
 _ONNX_TYPES = {v: k for k, v in {t: torch_dtype(t) for t in onnx.TensorProto.DataType.values()}.items() if v}
 
@@ -74,11 +75,6 @@ class CheckResult:
         }
 
 
-def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
-    shape = value_info.type.tensor_type.shape
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim]
-
-
 def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs of the model's declared shapes (unknown dims: 1 for the batch, 224 for image sides)."""
     index = GraphIndex(model.graph)
@@ -87,7 +83,7 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray
     for vi in model.graph.input:
         if vi.name not in index.graph_inputs:
             continue
-        dims = _dims(vi)
+        dims = value_type(vi).shape or ()
         shape = [
             d if isinstance(d, int) else (224 if len(dims) == 4 and i >= 2 else 1) for i, d in enumerate(dims)
         ]

@@ -14,6 +14,7 @@ import onnx
 from onnx import helper
 
 from onnxdream.errors import OnnxDreamError
+from onnxdream.shapes import value_type
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ def input_spec(model: onnx.ModelProto) -> InputSpec:
         names = ", ".join(repr(i.name) for i in inputs) or "none"
         raise OnnxDreamError(f"the model needs exactly one data input to run on a file (it has {names})")
     value = inputs[0]
-    tensor = value.type.tensor_type
-    dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
-    return InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)), dims)
+    dims = tuple(d if isinstance(d, int) else None for d in value_type(value).shape or ())
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+    return InputSpec(value.name, dtype, dims)
 
 
 def load_image(path: str | Path, size: tuple[int, int] | None, model: onnx.ModelProto) -> np.ndarray:

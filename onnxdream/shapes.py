@@ -31,7 +31,8 @@ class TensorType:
         return f"{self.dtype} ({dims})"
 
 
-def _tensor_type(value: onnx.ValueInfoProto) -> TensorType | None:
+def value_type(value: onnx.ValueInfoProto) -> TensorType | None:
+    """The tensor type a ``ValueInfoProto`` declares (``None`` for non-tensor values)."""
     if not value.type.HasField("tensor_type"):
         return None
     tensor = value.type.tensor_type
@@ -115,7 +116,7 @@ def tensor_types(model: onnx.ModelProto) -> dict[str, TensorType]:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).name
         types[init.name] = TensorType(dtype, tuple(init.dims))
     for value in [*graph.input, *graph.value_info, *graph.output]:
-        found = _tensor_type(value)
+        found = value_type(value)
         if found is not None:
             types[value.name] = found
     return types

@@ -19,21 +19,10 @@ from onnxdream.commands.common import (
     print_json,
     warn,
 )
+from onnxdream.shapes import value_type
 
 if TYPE_CHECKING:
     from onnxdream.surgery import ExposeResult
-
-
-def _dims(info: onnx.ValueInfoProto) -> list[int | str | None]:
-    tensor = info.type.tensor_type
-    if not tensor.HasField("shape"):
-        return []
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
-
-
-def _dtype(info: onnx.ValueInfoProto) -> str:
-    elem = info.type.tensor_type.elem_type
-    return onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem else "?"
 
 
 def npz_keys(exposed: dict[str, tuple[str, ...]]) -> dict[str, str]:
@@ -171,12 +160,12 @@ def _report(result: ExposeResult, values: dict[str, np.ndarray], as_json: bool) 
     rows = []
     for name, tensors in result.exposed.items():
         for tensor in tensors:
-            info = result.value_info(tensor)
+            declared = value_type(result.value_info(tensor))
             row: dict[str, Any] = {
                 "layer": name,
                 "tensor": tensor,
-                "dtype": _dtype(info),
-                "shape": _dims(info),
+                "dtype": declared.dtype,
+                "shape": list(declared.shape or ()),
                 "added": tensor in result.added,
             }
             if tensor in values and values[tensor].size and values[tensor].dtype.kind in "fiu":

@@ -11,12 +11,7 @@ from rich.table import Table
 from onnxdream.commands.common import guarded, out_console, print_json
 from onnxdream.io import load_model
 from onnxdream.layers import list_layers
-
-
-def _shape_text(dtype: str, shape: list | None) -> str:
-    if shape is None:
-        return f"{dtype} (?)"
-    return f"{dtype} (" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+from onnxdream.shapes import TensorType
 
 
 @guarded
@@ -58,6 +53,9 @@ def layers_command(
     for column in ("op", "output", "type", "origin"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        types = [_shape_text(d, s) for d, s in zip(row.dtypes, row.shapes, strict=True)]
+        types = [
+            str(TensorType(d, None if s is None else tuple(s)))
+            for d, s in zip(row.dtypes, row.shapes, strict=True)
+        ]
         table.add_row(row.name, row.op_type, "\n".join(row.outputs), "\n".join(types), row.origin)
     out_console.print(table)
