@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 import torch
 
+from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.errors import OnnxDreamError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.io import as_model
@@ -138,45 +139,6 @@ def _with_outputs(model: onnx.ModelProto, tensors: Mapping[str, torch.dtype]) ->
     return copy
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """How one tensor differs from its reference (see :func:`compare` for the rule)."""
-
-    max_abs: float
-    max_rel: float
-    failed: int
-    size: int
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0
-
-
-def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> Comparison:
-    """Compare ``actual`` with the reference ``expected``; NaN only matches NaN.
-
-    An element fails when its difference exceeds both ``atol * max(1, max|expected|)`` and
-    ``rtol * |expected|``: ``atol`` scales with the layer's magnitude as in the float32 contract
-    (per-layer max abs error <= 1e-4 * max(1, max|reference|)), so large activations are not
-    failed for float32 rounding in elements that happen to be small. ``max_rel`` is taken over
-    non-zero references.
-    """
-    a = actual.astype(np.float64)
-    b = expected.astype(np.float64)
-    both_nan = np.isnan(a) & np.isnan(b)
-    same_inf = np.isinf(a) & np.isinf(b) & (np.sign(a) == np.sign(b))
-    diff = np.where(both_nan | same_inf, 0.0, np.abs(a - b))
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    scale = np.abs(b)
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    finite = scale[np.isfinite(scale)]
-    layer_scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    bad = (diff > atol * layer_scale) & (diff > rtol * scale)
-    max_abs = float(diff.max()) if diff.size else 0.0
-    max_rel = float(rel.max()) if rel.size else 0.0
-    return Comparison(max_abs, max_rel, int(bad.sum()), int(diff.size))
-
-
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -187,8 +149,8 @@ def check(
     *,
     layers: Sequence[str] = (),
     match: Sequence[str] = (),
-    atol: float = 1e-4,
-    rtol: float = 1e-3,
+    atol: float = ATOL,
+    rtol: float = RTOL,
     device: str = "auto",
     ort_opt: str = "none",
     source: str | None = None,

@@ -13,31 +13,44 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 
+from onnxdream.compare import ATOL, Comparison, compare
 from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-TOLERANCE = 1e-4
-"""Export verification: max |onnx - torch| must stay within this times max(1, max|torch|)."""
 
 
 @dataclass
 class ExportResult:
-    """An exported model and how well ONNX Runtime reproduces the torch output."""
+    """An exported model and how well ONNX Runtime reproduces the torch output.
+
+    Verification is the shared rule of :mod:`onnxdream.compare` with ``rtol=0``: the largest
+    difference must stay within ``ATOL * max(1, max|torch|)``.
+    """
 
     model: onnx.ModelProto
-    max_abs_diff: float
-    scale: float
+    comparison: Comparison
     device: str
 
     @property
+    def max_abs_diff(self) -> float:
+        return self.comparison.max_abs
+
+    @property
+    def scale(self) -> float:
+        return self.comparison.scale
+
+    @property
+    def limit(self) -> float:
+        return ATOL * self.comparison.scale
+
+    @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= TOLERANCE * self.scale
+        return self.comparison.ok
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -146,7 +159,7 @@ def name_nodes(model: onnx.ModelProto, modules: set[str]) -> None:
         taken.add(node.name)
 
 
-def _verify(model: onnx.ModelProto, torch_model, example) -> tuple[float, float, str]:
+def _verify(model: onnx.ModelProto, torch_model, example) -> tuple[Comparison, str]:
     import torch
 
     from onnxdream.runtime import make_session
@@ -156,9 +169,7 @@ def _verify(model: onnx.ModelProto, torch_model, example) -> tuple[float, float,
         expected = torch_model(example)
     expected = expected[0] if isinstance(expected, tuple | list) else expected
     got = session.run({session.input_names[0]: example.numpy()})[session.output_names[0]]
-    reference = expected.numpy()
-    diff = float(np.max(np.abs(got - reference))) if reference.size else 0.0
-    return diff, max(1.0, float(np.max(np.abs(reference)))), session.device
+    return compare(got, expected.numpy(), ATOL, rtol=0.0), session.device
 
 
 def export_model(
@@ -196,14 +207,13 @@ def export_model(
         preprocess["std"] = list(std)
     if preprocess:
         set_json(model, PREPROCESS_KEY, preprocess)
-    diff, scale, device = _verify(model, torch_model, example)
-    return ExportResult(model, diff, scale, device)
+    comparison, device = _verify(model, torch_model, example)
+    return ExportResult(model, comparison, device)
 
 
 def require_match(result: ExportResult, what: str) -> None:
     """Raise ``MismatchError`` (exit 1) when ONNX Runtime disagrees with torch."""
     if not result.ok:
         raise MismatchError(
-            f"{what}: ONNX Runtime differs from torch by {result.max_abs_diff:.3g} "
-            f"(limit {TOLERANCE * result.scale:.3g})"
+            f"{what}: ONNX Runtime differs from torch by {result.max_abs_diff:.3g} (limit {result.limit:.3g})"
         )

@@ -11,8 +11,9 @@ import onnx.parser
 import pytest
 from typer.testing import CliRunner
 
-from onnxdream.check import check, compare
+from onnxdream.check import check
 from onnxdream.cli import app
+from onnxdream.compare import compare
 from onnxdream.mirror import registry
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

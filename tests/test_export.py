@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from onnxdream import export as export_module
 from onnxdream.cli import app
+from onnxdream.compare import compare
 from onnxdream.io import load_model
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, get_json, get_prop
 from onnxdream.zoo import EFFICIENTNET_PREPROCESS, efficientnet_lite0
@@ -136,7 +138,8 @@ def test_mean_and_std_are_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_export_fails_with_exit_1_when_onnx_differs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    monkeypatch.setattr(export_module, "_verify", lambda *args: (0.5, 1.0, "cpu"))
+    off_by_half = compare(np.array([1.5]), np.array([1.0]), rtol=0.0)
+    monkeypatch.setattr(export_module, "_verify", lambda *args: (off_by_half, "cpu"))
     out = tmp_path / "bad.onnx"
     result = runner.invoke(
         app, ["export", "test_export:tiny_factory", str(out), "--input-shape", "1,3,16,16"]

@@ -9,7 +9,7 @@ import typer
 
 from onnxdream.commands.common import err_console, guarded, print_json
 from onnxdream.errors import OnnxDreamError
-from onnxdream.export import TOLERANCE, export_model, require_match
+from onnxdream.export import export_model, require_match
 from onnxdream.io import check_model, save_model
 
 
@@ -76,7 +76,7 @@ def export_command(
         "model": str(out),
         "nodes": len(result.model.graph.node),
         "max_abs_diff": result.max_abs_diff,
-        "limit": TOLERANCE * result.scale,
+        "limit": result.limit,
         "ok": result.ok,
         "device": result.device,
     }

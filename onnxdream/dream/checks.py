@@ -14,14 +14,11 @@ import numpy as np
 import onnx
 import torch
 
-from onnxdream.check import compare
+from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.dream.activations import Activation, as_tensors
 from onnxdream.errors import MismatchError, OnnxDreamError
 from onnxdream.graph import GraphIndex
 from onnxdream.runtime import make_session
-
-ATOL = 1e-4
-RTOL = 1e-3
 
 
 def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
