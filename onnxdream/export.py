@@ -17,6 +17,7 @@ import onnx
 
 from onnxdream.compare import ATOL, Comparison, compare
 from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, first_line
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
@@ -143,20 +144,15 @@ def _to_onnx(model, example, *, legacy: bool, opset: int | None, dynamic_batch: 
 def name_nodes(model: onnx.ModelProto, modules: set[str]) -> None:
     """Apply the export naming contract in place and record ``onnxdream.origin``."""
     names = names_from_metadata(GraphIndex(model.graph), modules)
-    taken = set(names.values())
+    authority = NameAuthority(names.values())
     for i, node in enumerate(model.graph.node):
         if i in names:
             node.name = names[i]
             set_prop(node, ORIGIN_KEY, "export")
         else:
             # No scope evidence at all (rare): keep the exporter's name, made unique.
-            base = node.name or node.op_type
-            name, k = base, 1
-            while name in taken:
-                name, k = f"{base}_{k}", k + 1
-            node.name = name
+            node.name = authority.claim(node.name or node.op_type)
             set_prop(node, ORIGIN_KEY, "kept")
-        taken.add(node.name)
 
 
 def _verify(model: onnx.ModelProto, torch_model, example) -> tuple[Comparison, str]:

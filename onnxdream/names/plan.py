@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.names.canonical import canonical_keys
 from onnxdream.names.lost import lost_nodes
@@ -158,24 +159,8 @@ def plan_names(
 def _unique(names: dict[int, str], order: list[int], taken: set[str]) -> dict[int, str]:
     """Make planned names unique: the first holder (canonical order) keeps the bare name, later
     ones get the first free ``_1``, ``_2``, ...; kept names and other planned names are avoided."""
-    reserved = taken | set(names.values())
-    final: dict[int, str] = {}
-    used: set[str] = set(taken)
-    next_suffix: dict[str, int] = {}
-    for i in order:
-        if i not in names:
-            continue
-        name = names[i]
-        if name not in used:
-            final[i] = name
-        else:
-            k = next_suffix.get(name, 1)
-            while f"{name}_{k}" in reserved or f"{name}_{k}" in used:
-                k += 1
-            next_suffix[name] = k + 1
-            final[i] = f"{name}_{k}"
-        used.add(final[i])
-    return final
+    authority = NameAuthority(taken, reserved=names.values())
+    return {i: authority.claim(names[i]) for i in order if i in names}
 
 
 def _apply(plan: Plan, explicit: Explicit) -> None:

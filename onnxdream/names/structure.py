@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.names.scope import common_scope, extend_scope, owner, parent_scope
 
@@ -204,13 +205,8 @@ def names_from_structure(
             scope = namer.backward(i)
             if scope:
                 assign(i, scope)
-    counters: dict[str, int] = {}
+    authority = NameAuthority(taken)
     for i in order:
         if i in wanted and i not in result:
-            op = index.nodes[i].op_type
-            k = counters.get(op, 0)
-            while f"{op}_{k}" in taken:
-                k += 1
-            counters[op] = k + 1
-            result[i] = f"{op}_{k}"
+            result[i] = authority.claim(index.nodes[i].op_type, bare=False, start=0)
     return result
