@@ -77,18 +77,25 @@ def converter(op_type: str, since: int, *, shape_inputs: Sequence[int] = ()) -> 
 
 
 def lookup(op_type: str, opset: int, domain: str = "") -> Entry | None:
-    """The converter for ``op_type`` at ``opset`` (``None`` when the mirror has none)."""
+    """The converter for ``op_type`` at ``opset`` (``None`` when the mirror has none).
+
+    An op without a converter that its schema defines as a function is run as that function
+    (:mod:`onnxdream.mirror.function`).
+    """
     if domain not in ("", "ai.onnx"):
         return None
-    versions = _REGISTRY.get(op_type)
-    if not versions:
-        return None
     try:
-        schema_since = defs.get_schema(op_type, opset).since_version
+        schema = defs.get_schema(op_type, opset)
     except defs.SchemaError:
         return None
-    eligible = [v for v in versions if v <= schema_since]
-    return versions[max(eligible)] if eligible else None
+    eligible = [v for v in _REGISTRY.get(op_type, {}) if v <= schema.since_version]
+    if eligible:
+        return _REGISTRY[op_type][max(eligible)]
+    if schema.has_function or schema.has_context_dependent_function:
+        from onnxdream.mirror.function import expand
+
+        return Entry(op_type, schema.since_version, expand, ())
+    return None
 
 
 def supported_ops() -> dict[str, list[int]]:
@@ -171,6 +178,18 @@ _DTYPES: dict[int, torch.dtype] = {
     onnx.TensorProto.UINT8: torch.uint8,
     onnx.TensorProto.BOOL: torch.bool,
 }
+
+
+def onnx_dtype(dtype: torch.dtype) -> int:
+    """The ONNX element type of a torch dtype.
+
+    Raises:
+        UnsupportedOpError: a torch dtype ONNX has no element type for.
+    """
+    for onnx_type, candidate in _DTYPES.items():
+        if candidate == dtype:
+            return onnx_type
+    raise UnsupportedOpError(f"element type {dtype} has no ONNX equivalent the mirror knows")
 
 
 def torch_dtype(onnx_type: int) -> torch.dtype | None:

@@ -11,10 +11,11 @@ from onnxdream.mirror.ops import (
     norm,
     pad,
     pool,
+    random,
     reduce,
     resize,
     shape,
 )
 
-FAMILIES = (activation, conv, elementwise, linear, misc, norm, pad, pool, reduce, resize, shape)
+FAMILIES = (activation, conv, elementwise, linear, misc, norm, pad, pool, random, reduce, resize, shape)
 """The converter modules, listed explicitly (no import-time discovery)."""

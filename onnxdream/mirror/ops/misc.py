@@ -15,7 +15,12 @@ def identity(node: NodeView) -> Converted:
 
 @converter("Dropout", 1)
 def dropout(node: NodeView) -> Converted:
-    # Inference semantics whatever ratio/training_mode say: the mirror is a deterministic model.
+    # Inference semantics whatever ratio says: the mirror is a deterministic model. Training
+    # mode draws a random mask, which the mirror cannot reproduce: refused, not ignored.
+    if node.has_input(2):
+        mode = node.static(2)
+        if mode is None or bool(mode.reshape(-1)[0]):
+            raise node.unsupported("training_mode draws a random mask; the mirror computes inference only")
     if len(node.outputs) < 2:
         return node.call(lambda x: x, 0)
     if node.opset < 10:
