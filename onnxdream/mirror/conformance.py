@@ -8,7 +8,7 @@ the mirror has converters for its ops, and ends in one of four states:
 * ``pass``: the mirror's outputs equal the expected ones (dtype, shape, values within the
   case's tolerance, widened to two units in the last place for 16-bit floats);
 * ``refused``: the mirror declined cleanly (:class:`~onnxdream.errors.UnsupportedOpError`, or
-  values it cannot hold: sequences, maps, strings);
+  values torch cannot hold: sequences, maps, strings, 4-bit and 2-bit numbers);
 * ``wrong``: the mirror ran and returned something else (a silent wrong value: the worst case;
   each one is listed in :data:`KNOWN_WRONG` with the reason);
 * ``error``: the mirror raised something other than a refusal.
@@ -141,22 +141,45 @@ def cases() -> Iterator[Case]:
         generated = node.collect_testcases(None)
     for tc in sorted(generated, key=lambda c: c.name):
         for ins, outs in tc.data_sets or ():
-            yield Case(tc.name, tc.model, tuple(ins), tuple(outs), tc.rtol, tc.atol)
+            yield Case(tc.name, tc.model, _arrays(ins), _arrays(outs), tc.rtol, tc.atol)
 
 
-def _is_array(value: Any) -> bool:
-    return isinstance(value, np.ndarray | np.generic) and np.asarray(value).dtype.kind not in "OSU"
+def _arrays(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Values as arrays where they are tensors (some tests give ``TensorProto`` for float8 and int4)."""
+    return tuple(numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for v in values)
+
+
+_ML_DTYPES = (
+    "bfloat16",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+)
+"""ml_dtypes element types with a torch dtype of the same name and bits."""
+
+
+def _value_kind(value: Any) -> str | None:
+    """What keeps a value from being a torch tensor (``None`` when nothing does)."""
+    if not isinstance(value, np.ndarray | np.generic):
+        return type(value).__name__
+    dtype = np.asarray(value).dtype
+    if dtype.kind in "OSU" or (dtype.kind == "V" and str(dtype) not in _ML_DTYPES):
+        return f"element type {dtype}"
+    return None
 
 
 def _as_torch(array: np.ndarray) -> torch.Tensor:
     array = np.asarray(array)
-    if str(array.dtype) == "bfloat16":  # ml_dtypes' bfloat16: same bits as torch.bfloat16
-        return torch.from_numpy(np.array(array.view(np.uint16), copy=True)).view(torch.bfloat16)
+    if str(array.dtype) in _ML_DTYPES:
+        bits = np.array(array.view(f"uint{8 * array.dtype.itemsize}"), copy=True)
+        return torch.from_numpy(bits).view(getattr(torch, str(array.dtype)))
     return torch.from_numpy(np.array(array, copy=True))
 
 
 def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
-    if tensor.dtype == torch.bfloat16:
+    if str(tensor.dtype).removeprefix("torch.") in _ML_DTYPES:
         return tensor.float().numpy()
     return tensor.numpy()
 
@@ -170,9 +193,9 @@ def _compare(name: str, actual: Any, expected: np.ndarray, case: Case) -> str | 
     if actual.dtype in (torch.float16, torch.bfloat16):
         # A 16-bit float result rounded differently is off by an ulp or two: allow two.
         rtol = max(rtol, 2 * torch.finfo(actual.dtype).eps)
-    if str(expected.dtype) == "bfloat16":
-        if actual.dtype != torch.bfloat16:
-            return f"{name}: dtype {actual.dtype}, expected bfloat16"
+    if str(expected.dtype) in _ML_DTYPES:
+        if str(actual.dtype) != f"torch.{expected.dtype}":
+            return f"{name}: dtype {actual.dtype}, expected {expected.dtype}"
         expected = expected.astype(np.float32)
     got = _as_numpy(actual.detach().cpu())
     if got.dtype != expected.dtype:
@@ -199,10 +222,9 @@ def run(case: Case) -> Result:
         return result("refused", first_line(exc))
     except Exception as exc:
         return result("error", f"{type(exc).__name__}: {first_line(exc)}")
-    values = case.inputs + case.outputs
-    if not all(_is_array(v) for v in values):
-        kinds = sorted({type(v).__name__ if not _is_array(v) else "" for v in values} - {""})
-        return result("refused", f"non-tensor values ({', '.join(kinds)}): the mirror holds tensors only")
+    kinds = sorted({k for k in map(_value_kind, case.inputs + case.outputs) if k})
+    if kinds:
+        return result("refused", f"values torch cannot hold ({', '.join(kinds)})")
     try:
         feeds = dict(zip(mirror.input_names, (_as_torch(a) for a in case.inputs), strict=False))
         with torch.no_grad():

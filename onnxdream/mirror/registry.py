@@ -177,6 +177,10 @@ _DTYPES: dict[int, torch.dtype] = {
     onnx.TensorProto.INT64: torch.int64,
     onnx.TensorProto.UINT8: torch.uint8,
     onnx.TensorProto.BOOL: torch.bool,
+    onnx.TensorProto.FLOAT8E4M3FN: torch.float8_e4m3fn,
+    onnx.TensorProto.FLOAT8E4M3FNUZ: torch.float8_e4m3fnuz,
+    onnx.TensorProto.FLOAT8E5M2: torch.float8_e5m2,
+    onnx.TensorProto.FLOAT8E5M2FNUZ: torch.float8_e5m2fnuz,
 }
 
 
@@ -207,4 +211,8 @@ def to_torch_tensor(tensor: onnx.TensorProto) -> torch.Tensor:
         kind = onnx.TensorProto.DataType.Name(tensor.data_type)
         raise UnsupportedOpError(f"tensor {tensor.name!r} has element type {kind}, which the mirror lacks")
     array = numpy_helper.to_array(tensor)
+    dtype = torch_dtype(tensor.data_type)
+    if array.dtype.kind == "V":  # ml_dtypes' float8: the same bits as torch's type
+        bits = np.array(array.view(f"uint{8 * array.dtype.itemsize}"), copy=True)
+        return torch.from_numpy(bits).view(dtype)
     return torch.from_numpy(np.array(array, copy=True))
