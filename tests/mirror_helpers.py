@@ -61,3 +61,20 @@ def build(
     graph = helper.make_graph(graph_nodes, "g", inputs, outs, initializers)
     # Outputs carry their element type only; ONNX Runtime infers the shapes.
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def assert_matches_reference(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], atol: float = 1e-5, rtol: float = 1e-4
+) -> None:
+    """As :func:`assert_matches_ort`, against onnx's reference evaluator (for ops ONNX Runtime lacks)."""
+    from onnx.reference import ReferenceEvaluator
+
+    expected = ReferenceEvaluator(model).run(None, feeds)
+    mirror = to_torch(model)
+    with torch.no_grad():
+        got = mirror.tensors({k: torch.from_numpy(v) for k, v in feeds.items()}, names=mirror.output_names)
+    for name, want in zip(mirror.output_names, expected, strict=True):
+        actual = got[name].numpy()
+        assert actual.shape == want.shape, name
+        assert actual.dtype == want.dtype, name
+        np.testing.assert_allclose(actual, want, atol=atol, rtol=rtol, err_msg=name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from onnxdream.mirror.ops import (
     activation,
+    bitwise,
     conv,
     elementwise,
     linear,
@@ -17,5 +18,19 @@ from onnxdream.mirror.ops import (
     shape,
 )
 
-FAMILIES = (activation, conv, elementwise, linear, misc, norm, pad, pool, random, reduce, resize, shape)
+FAMILIES = (
+    activation,
+    bitwise,
+    conv,
+    elementwise,
+    linear,
+    misc,
+    norm,
+    pad,
+    pool,
+    random,
+    reduce,
+    resize,
+    shape,
+)
 """The converter modules, listed explicitly (no import-time discovery)."""
