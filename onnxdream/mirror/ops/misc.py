@@ -64,7 +64,7 @@ def _dtype(node: NodeView, onnx_type: int) -> torch.dtype:
 _FLOAT8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
 
 
-def _to(dtype: torch.dtype, saturate: bool):
+def cast_to(dtype: torch.dtype, saturate: bool):
     """``x.to(dtype)`` with ONNX's rules for float8: saturate to the largest finite value, or
     overflow to NaN (infinity for float8e5m2) where ``saturate=0``."""
     if dtype not in _FLOAT8:
@@ -95,10 +95,10 @@ def cast(node: NodeView) -> Converted:
         dtype = to
     else:
         dtype = _dtype(node, to)
-    return node.call(_to(dtype, bool(node.attr("saturate", 1))), 0)
+    return node.call(cast_to(dtype, bool(node.attr("saturate", 1))), 0)
 
 
 @converter("CastLike", 15)
 def cast_like(node: NodeView) -> Converted:
     saturate = bool(node.attr("saturate", 1))
-    return node.call(lambda x, like: _to(like.dtype, saturate)(x), 0, 1)
+    return node.call(lambda x, like: cast_to(like.dtype, saturate)(x), 0, 1)
