@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
-import onnx.parser
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
-from tests.mirror_helpers import assert_matches_ort, rand
+from tests.mirror_helpers import assert_matches_ort, build, rand
 
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
-
-
-def build(
-    opset: int, nodes: list[str], feeds: dict, inits: dict | None = None, outputs=None
-) -> onnx.ModelProto:
-    """A model of ``nodes`` (ONNX text, one per line); outputs default to ``y`` as float."""
-    graph_nodes = [onnx.parser.parse_node(line) for line in nodes]
-    inputs = [
-        helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
-        for k, v in feeds.items()
-    ]
-    outs = [helper.make_tensor_value_info(n, t, None) for n, t in (outputs or {"y": F}).items()]
-    initializers = [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()]
-    graph = helper.make_graph(graph_nodes, "g", inputs, outs, initializers)
-    # Outputs carry their element type only; ONNX Runtime infers the shapes.
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 X = {"x": rand(2, 4, 9, 9)}

@@ -77,18 +77,25 @@ def converter(op_type: str, since: int, *, shape_inputs: Sequence[int] = ()) -> 
 
 
 def lookup(op_type: str, opset: int, domain: str = "") -> Entry | None:
-    """The converter for ``op_type`` at ``opset`` (``None`` when the mirror has none)."""
+    """The converter for ``op_type`` at ``opset`` (``None`` when the mirror has none).
+
+    An op without a converter that its schema defines as a function is run as that function
+    (:mod:`onnxdream.mirror.function`).
+    """
     if domain not in ("", "ai.onnx"):
         return None
-    versions = _REGISTRY.get(op_type)
-    if not versions:
-        return None
     try:
-        schema_since = defs.get_schema(op_type, opset).since_version
+        schema = defs.get_schema(op_type, opset)
     except defs.SchemaError:
         return None
-    eligible = [v for v in versions if v <= schema_since]
-    return versions[max(eligible)] if eligible else None
+    eligible = [v for v in _REGISTRY.get(op_type, {}) if v <= schema.since_version]
+    if eligible:
+        return _REGISTRY[op_type][max(eligible)]
+    if schema.has_function or schema.has_context_dependent_function:
+        from onnxdream.mirror.function import expand
+
+        return Entry(op_type, schema.since_version, expand, ())
+    return None
 
 
 def supported_ops() -> dict[str, list[int]]:
@@ -170,7 +177,23 @@ _DTYPES: dict[int, torch.dtype] = {
     onnx.TensorProto.INT64: torch.int64,
     onnx.TensorProto.UINT8: torch.uint8,
     onnx.TensorProto.BOOL: torch.bool,
+    onnx.TensorProto.FLOAT8E4M3FN: torch.float8_e4m3fn,
+    onnx.TensorProto.FLOAT8E4M3FNUZ: torch.float8_e4m3fnuz,
+    onnx.TensorProto.FLOAT8E5M2: torch.float8_e5m2,
+    onnx.TensorProto.FLOAT8E5M2FNUZ: torch.float8_e5m2fnuz,
 }
+
+
+def onnx_dtype(dtype: torch.dtype) -> int:
+    """The ONNX element type of a torch dtype.
+
+    Raises:
+        UnsupportedOpError: a torch dtype ONNX has no element type for.
+    """
+    for onnx_type, candidate in _DTYPES.items():
+        if candidate == dtype:
+            return onnx_type
+    raise UnsupportedOpError(f"element type {dtype} has no ONNX equivalent the mirror knows")
 
 
 def torch_dtype(onnx_type: int) -> torch.dtype | None:
@@ -188,4 +211,8 @@ def to_torch_tensor(tensor: onnx.TensorProto) -> torch.Tensor:
         kind = onnx.TensorProto.DataType.Name(tensor.data_type)
         raise UnsupportedOpError(f"tensor {tensor.name!r} has element type {kind}, which the mirror lacks")
     array = numpy_helper.to_array(tensor)
+    dtype = torch_dtype(tensor.data_type)
+    if array.dtype.kind == "V":  # ml_dtypes' float8: the same bits as torch's type
+        bits = np.array(array.view(f"uint{8 * array.dtype.itemsize}"), copy=True)
+        return torch.from_numpy(bits).view(dtype)
     return torch.from_numpy(np.array(array, copy=True))

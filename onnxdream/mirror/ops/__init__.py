@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from onnxdream.mirror.ops import (
     activation,
+    bitwise,
     conv,
     elementwise,
     linear,
@@ -11,10 +12,27 @@ from onnxdream.mirror.ops import (
     norm,
     pad,
     pool,
+    quant,
+    random,
     reduce,
     resize,
     shape,
 )
 
-FAMILIES = (activation, conv, elementwise, linear, misc, norm, pad, pool, reduce, resize, shape)
+FAMILIES = (
+    activation,
+    bitwise,
+    conv,
+    elementwise,
+    linear,
+    misc,
+    norm,
+    pad,
+    pool,
+    quant,
+    random,
+    reduce,
+    resize,
+    shape,
+)
 """The converter modules, listed explicitly (no import-time discovery)."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from onnxdream.mirror.ops._unsigned import widened
 from onnxdream.mirror.registry import Converted, NodeView, converter
 
 
@@ -36,16 +37,16 @@ def _pow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 _BINARY: dict[str, tuple[int, Callable]] = {
-    "Add": (1, torch.add),
-    "Sub": (1, torch.sub),
-    "Mul": (1, torch.mul),
-    "Div": (1, _div),
+    "Add": (1, widened(torch.add)),
+    "Sub": (1, widened(torch.sub)),
+    "Mul": (1, widened(torch.mul)),
+    "Div": (1, widened(_div, "exact")),
     "Pow": (1, _pow),
-    "Equal": (1, torch.eq),
-    "Less": (1, torch.lt),
-    "Greater": (1, torch.gt),
-    "LessOrEqual": (12, torch.le),
-    "GreaterOrEqual": (12, torch.ge),
+    "Equal": (1, widened(torch.eq)),
+    "Less": (1, widened(torch.lt, "order")),
+    "Greater": (1, widened(torch.gt, "order")),
+    "LessOrEqual": (12, widened(torch.le, "order")),
+    "GreaterOrEqual": (12, widened(torch.ge, "order")),
     "And": (1, torch.logical_and),
     "Or": (1, torch.logical_or),
     "Xor": (1, torch.logical_xor),
@@ -62,13 +63,13 @@ for _op, (_since, _fn) in _BINARY.items():
 
 @converter("Mod", 10)
 def mod(node: NodeView) -> Converted:
-    return node.call(torch.fmod if node.attr("fmod", 0) else torch.remainder, 0, 1)
+    return node.call(widened(torch.fmod if node.attr("fmod", 0) else torch.remainder, "exact"), 0, 1)
 
 
 _VARIADIC: dict[str, Callable] = {
-    "Sum": torch.add,
-    "Max": torch.maximum,
-    "Min": torch.minimum,
+    "Sum": widened(torch.add),
+    "Max": widened(torch.maximum, "order"),
+    "Min": widened(torch.minimum, "order"),
 }
 
 

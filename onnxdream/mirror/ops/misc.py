@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import onnx
 import torch
 
 from onnxdream.mirror.ops._common import as_ints
@@ -15,7 +16,12 @@ def identity(node: NodeView) -> Converted:
 
 @converter("Dropout", 1)
 def dropout(node: NodeView) -> Converted:
-    # Inference semantics whatever ratio/training_mode say: the mirror is a deterministic model.
+    # Inference semantics whatever ratio says: the mirror is a deterministic model. Training
+    # mode draws a random mask, which the mirror cannot reproduce: refused, not ignored.
+    if node.has_input(2):
+        mode = node.static(2)
+        if mode is None or bool(mode.reshape(-1)[0]):
+            raise node.unsupported("training_mode draws a random mask; the mirror computes inference only")
     if len(node.outputs) < 2:
         return node.call(lambda x: x, 0)
     if node.opset < 10:
@@ -50,8 +56,33 @@ def constant_of_shape(node: NodeView) -> Converted:
 def _dtype(node: NodeView, onnx_type: int) -> torch.dtype:
     dtype = torch_dtype(onnx_type)
     if dtype is None:
-        raise node.unsupported(f"cast to element type {onnx_type}")
+        name = onnx.TensorProto.DataType.Name(onnx_type)
+        raise node.unsupported(f"cast to element type {name}, which torch lacks")
     return dtype
+
+
+_FLOAT8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
+
+
+def cast_to(dtype: torch.dtype, saturate: bool):
+    """``x.to(dtype)`` with ONNX's rules for float8: saturate to the largest finite value, or
+    overflow to NaN (infinity for float8e5m2) where ``saturate=0``."""
+    if dtype not in _FLOAT8:
+        return lambda x: x.to(dtype)
+    big = torch.finfo(dtype).max
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            return x.to(dtype)
+        if saturate:
+            return torch.where(torch.isnan(x), x, x.clamp(-big, big)).to(dtype)
+        if dtype == torch.float8_e4m3fn:
+            # torch saturates this type; without saturation ONNX overflows to NaN whatever
+            # would not round to the largest value (448, next step of its grid 480).
+            return torch.where(x.abs() > 464.0, torch.full_like(x, float("nan")), x).to(dtype)
+        return x.to(dtype)
+
+    return run
 
 
 @converter("Cast", 1)
@@ -64,9 +95,10 @@ def cast(node: NodeView) -> Converted:
         dtype = to
     else:
         dtype = _dtype(node, to)
-    return node.call(lambda x: x.to(dtype), 0)
+    return node.call(cast_to(dtype, bool(node.attr("saturate", 1))), 0)
 
 
 @converter("CastLike", 15)
 def cast_like(node: NodeView) -> Converted:
-    return node.call(lambda x, like: x.to(like.dtype), 0, 1)
+    saturate = bool(node.attr("saturate", 1))
+    return node.call(lambda x, like: cast_to(like.dtype, saturate)(x), 0, 1)
