@@ -23,7 +23,7 @@ from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import OnnxDreamError
 
 OPTIMIZERS = ("ascent", "adam")
-DEFAULT_LR = {"ascent": 0.01, "adam": 0.05}
+DEFAULT_LR = {"ascent": 0.01, "adam": 0.03}
 """``--lr`` when none is given, per optimiser."""
 _EPS = 1e-12
 
