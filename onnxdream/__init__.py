@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from onnxdream.check import check
     from onnxdream.dream import dream
+    from onnxdream.dream.visualize import visualize
     from onnxdream.export import export_model as export
     from onnxdream.mirror import to_torch
     from onnxdream.names.apply import rename
@@ -23,9 +24,10 @@ _LAZY = {
     "to_torch": ("onnxdream.mirror", "to_torch"),
     "check": ("onnxdream.check", "check"),
     "dream": ("onnxdream.dream", "dream"),
+    "visualize": ("onnxdream.dream.visualize", "visualize"),
 }
 
-__all__ = ["check", "dream", "export", "expose", "rename", "to_torch"]
+__all__ = ["check", "dream", "export", "expose", "rename", "to_torch", "visualize"]
 
 
 def __getattr__(name: str) -> Any:

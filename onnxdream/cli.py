@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onnxdream.commands import check, dream, export, expose, layers, rename
+from onnxdream.commands import check, dream, export, expose, layers, rename, visualize
 
 app = typer.Typer(
     name="onnxdream",
@@ -27,6 +27,7 @@ app.command("rename")(rename.rename_command)
 app.command("expose-layers")(expose.expose_layers)
 app.command("check")(check.check_command)
 app.command("dream")(dream.dream_command)
+app.command("visualize")(visualize.visualize_command)
 
 
 def main() -> None:

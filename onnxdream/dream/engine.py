@@ -1,4 +1,5 @@
-"""The dream loop: octaves of jittered, normalised gradient ascent, with forward checks and progress."""
+"""The dream loop: octaves of randomly transformed gradient steps on an image parameterisation,
+with detail carried between octaves, forward checks and progress."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from onnxdream.dream.activations import ActivationModel
 from onnxdream.dream.checks import CheckSummary, ForwardChecker
 from onnxdream.dream.image import fit_size, resize_array, to_pil
 from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective, guide_features
 from onnxdream.dream.octaves import minimum_size, octave_sizes, resize
+from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
+from onnxdream.dream.param import ImageParam, check_param
 from onnxdream.dream.preprocess import Preprocess
-from onnxdream.dream.step import GRAD_NORMS, ascent_step
+from onnxdream.dream.progress import ProgressBar
+from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import Gradient, compute_gradient, objective_value
+from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import MismatchError, OnnxDreamError
 
 GUIDE_SIZE = 512
@@ -34,9 +37,17 @@ class DreamOptions:
     octaves: int = 4
     octave_scale: float = 1.4
     steps: int = 10
-    lr: float = 0.01
+    lr: float | None = None
     grad_norm: str = "mean"
+    # Defaults chosen by looking at renders on the built-in model (README, "Better dreams"): fft +
+    # decorrelated colour + Adam grows object-level features where pixels + ascent gives RGB speckle.
+    param: str = "fft"
+    decorrelate: bool = True
+    optimizer: str = "adam"
     jitter: int = 32
+    scale: float = 0.1
+    rotate: float = 10.0
+    pad: int = 0
     tile: int | None = None
     seed: int = 0
     guide: np.ndarray | None = None
@@ -56,12 +67,15 @@ class DreamOptions:
             raise OnnxDreamError(f"--on-mismatch must be 'error' or 'warn', got {self.on_mismatch!r}")
         if self.steps < 1:
             raise OnnxDreamError(f"--steps must be at least 1, got {self.steps}")
-        if not self.lr > 0:
-            raise OnnxDreamError(f"--lr must be positive, got {self.lr}")
-        if self.jitter < 0:
-            raise OnnxDreamError(f"--jitter must be 0 or more, got {self.jitter}")
+        check_param(self.param)
+        check_optimizer(self.optimizer, self.lr)
+        self.transforms()  # raises for out-of-range transforms
         if self.check_every is not None and self.check_every < 1:
             raise OnnxDreamError(f"--check-every must be at least 1, got {self.check_every}")
+
+    def transforms(self) -> Transforms:
+        """The per-step random transforms these options describe."""
+        return Transforms(pad=self.pad, scale=self.scale, rotate=self.rotate, jitter=self.jitter)
 
 
 @dataclass
@@ -189,6 +203,7 @@ class Dreamer:
         checker = self.checker(layers) if options.check else None
         check_every = options.check_every or options.steps
         rng = np.random.default_rng(options.seed)
+        transforms = options.transforms()
         evaluate = self._evaluate(objective)
         result = DreamResult(
             [str(s) for s in specs], sizes, options.steps, 0.0, 0.0, 0.0, options.seed, str(self.device)
@@ -198,25 +213,27 @@ class Dreamer:
         result.objective_before = objective_value(evaluate, original, options.tile)
         bases = [resize(original, size) for size in sizes]
         detail = torch.zeros_like(bases[0])
-        with _progress(options.progress, len(sizes) * options.steps) as bar:
+        with ProgressBar(options.progress, len(sizes) * options.steps) as bar:
             for octave, base in enumerate(bases):
                 detail = resize(detail, tuple(base.shape[-2:]))
-                pixels = (base + detail).clamp_(0.0, 1.0)
+                param = ImageParam.from_pixels(
+                    (base + detail).clamp_(0.0, 1.0), options.param, options.decorrelate
+                )
+                optimizer = Optimizer(param, options.optimizer, options.lr, options.grad_norm)
                 for step in range(options.steps):
                     keep = checker is not None and step % check_every == 0
-                    pixels, found = ascent_step(
-                        pixels,
+                    found = take_step(
+                        optimizer,
+                        transforms,
                         lambda x, keep=keep: compute_gradient(
                             evaluate, x, options.tile, rng, keep_sample=keep
                         ),
-                        options.lr,
-                        options.jitter,
                         rng,
-                        options.grad_norm,
                     )
                     if checker is not None and found.sample is not None:
                         self._check(checker, found, result, options, octave)
                     bar(f"{octave + 1}/{len(sizes)} step {step + 1}/{options.steps}", found.objective)
+                pixels = param.image()
                 detail = pixels - base
         result.objective_after = objective_value(evaluate, pixels, options.tile)
         result.seconds = time.perf_counter() - start
@@ -244,34 +261,3 @@ class Dreamer:
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
-
-
-class _progress:
-    """A rich progress bar on stderr (octave, step, objective, ETA), or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self._bar: Progress | None = None
-
-    def __enter__(self) -> Callable[[str, float], None]:
-        if self.enabled:
-            self._bar = Progress(
-                TextColumn("octave {task.fields[octave]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("objective {task.fields[objective]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("dream", total=self.total, octave="-", objective="-")
-        return self.update
-
-    def update(self, where: str, objective: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, octave=where, objective=f"{objective:.4g}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -1,4 +1,4 @@
-"""What a dream maximises: layer specs (``NAME[:C1,C2][*W]``), losses and guided dreaming.
+"""What a dream maximises: layer specs (``NAME[:C1,C2][@center][*W]``), losses and guided dreaming.
 
 Guided dreaming follows the original Deep Dream notebook: for every position of the image's
 feature map, take the guide feature vector (over all guide positions) with the largest dot
@@ -21,25 +21,32 @@ from onnxdream.errors import OnnxDreamError
 
 LOSSES = ("l2", "mean")
 _CHANNELS = re.compile(r"^\d+(,\d+)*$")
+NEURON = "@center"
+"""Suffix that narrows a spec to the centre position of its feature map (one neuron per channel)."""
+_NEURON_ALIASES = (NEURON, "@centre")
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One target: a layer, optional channels (dim 1) and a weight."""
+    """One target: a layer, optional channels (dim 1), the centre position only, and a weight."""
 
     layer: str
     channels: tuple[int, ...] | None = None
     weight: float = 1.0
+    neuron: bool = False
 
     def __str__(self) -> str:
         text = self.layer
         if self.channels is not None:
             text += ":" + ",".join(map(str, self.channels))
+        if self.neuron:
+            text += NEURON
         return text if self.weight == 1.0 else f"{text}*{self.weight:g}"
 
 
 def parse_spec(spec: str, known: Callable[[str], bool] | None = None) -> LayerSpec:
-    """Parse ``NAME``, ``NAME:C``, ``NAME:C1,C2``, ``NAME*W`` or ``NAME:C*W``.
+    """Parse ``NAME``, ``NAME:C``, ``NAME:C1,C2``, ``NAME*W`` or ``NAME:C*W``, each optionally with
+    ``@center`` before the weight (``NAME:C@center*W``): the neuron at the centre of the feature map.
 
     Args:
         spec: the text given to ``--layer``.
@@ -62,9 +69,15 @@ def parse_spec(spec: str, known: Callable[[str], bool] | None = None) -> LayerSp
         if not math.isfinite(weight):
             raise OnnxDreamError(f"layer spec {spec!r}: weight must be finite")
         text = head
+    neuron = False
+    if "@" in text and not (known is not None and known(text)):
+        head, _, tail = text.rpartition("@")
+        if "@" + tail not in _NEURON_ALIASES:
+            raise OnnxDreamError(f"layer spec {spec!r}: position must be {NEURON!r}, got {'@' + tail!r}")
+        neuron, text = True, head
     channels = None
     if known is not None and text and known(text):
-        return LayerSpec(text, None, weight)
+        return LayerSpec(text, None, weight, neuron)
     if ":" in text:
         head, _, tail = text.rpartition(":")
         if not _CHANNELS.match(tail):
@@ -75,18 +88,26 @@ def parse_spec(spec: str, known: Callable[[str], bool] | None = None) -> LayerSp
         text = head
     if not text:
         raise OnnxDreamError(f"layer spec {spec!r}: no layer name")
-    return LayerSpec(text, channels, weight)
+    return LayerSpec(text, channels, weight, neuron)
 
 
 def _select(spec: LayerSpec, activation: Activation) -> torch.Tensor:
     tensors = as_tensors(activation)
-    if spec.channels is None:
+    if spec.channels is None and not spec.neuron:
         return tensors[0] if len(tensors) == 1 else torch.cat([t.flatten() for t in tensors])
     if len(tensors) != 1:
         raise OnnxDreamError(
-            f"layer {spec.layer!r} has {len(tensors)} outputs; channel selection needs a layer with one"
+            f"layer {spec.layer!r} has {len(tensors)} outputs; channel or position selection needs a layer with one"
         )
     tensor = tensors[0]
+    if spec.neuron:
+        if tensor.dim() != 4:
+            raise OnnxDreamError(
+                f"layer {spec.layer!r} has no feature map for {NEURON} (shape {tuple(tensor.shape)})"
+            )
+        tensor = tensor[..., tensor.shape[-2] // 2, tensor.shape[-1] // 2]
+    if spec.channels is None:
+        return tensor
     if tensor.dim() < 2:
         raise OnnxDreamError(f"layer {spec.layer!r} has no channel dimension (shape {tuple(tensor.shape)})")
     count = tensor.shape[1]

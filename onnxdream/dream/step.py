@@ -1,14 +1,10 @@
-"""One gradient-ascent step: jitter, gradient normalisation (mean |g| or Laplacian pyramid), clip."""
+"""Gradient normalisation: mean |g|, or a Laplacian pyramid that flattens the gradient's spectrum."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from onnxdream.dream.tiling import Gradient
 from onnxdream.errors import OnnxDreamError
 
 GRAD_NORMS = ("mean", "lap")
@@ -70,25 +66,3 @@ def normalize_gradient(grad: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     if mode == "lap":
         grad = lap_normalize(grad)
     return grad / grad.abs().mean().clamp_min(_EPS)
-
-
-def ascent_step(
-    pixels: torch.Tensor,
-    gradient: Callable[[torch.Tensor], Gradient],
-    lr: float,
-    jitter: int,
-    rng: np.random.Generator,
-    grad_norm: str = "mean",
-) -> tuple[torch.Tensor, Gradient]:
-    """One step of normalised gradient ascent; returns the new pixels (clipped to [0, 1]) and the gradient.
-
-    ``gradient`` receives the image rolled by a random offset in ``[-jitter, jitter]`` on each
-    axis; the step is rolled back, so jitter only decorrelates the step from the pixel grid.
-    """
-    dy, dx = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2)) if jitter > 0 else (0, 0)
-    rolled = torch.roll(pixels, shifts=(dy, dx), dims=(-2, -1)) if (dy or dx) else pixels
-    found = gradient(rolled)
-    step = normalize_gradient(found.grad, grad_norm)
-    if dy or dx:
-        step = torch.roll(step, shifts=(-dy, -dx), dims=(-2, -1))
-    return (pixels + lr * step).clamp_(0.0, 1.0), found

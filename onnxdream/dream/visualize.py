@@ -1,0 +1,334 @@
+"""Feature visualisation: grow images from noise that maximise a layer, channel or neuron.
+
+The same machinery as a dream (objectives, parameterisation, transforms, optimiser, forward
+checks) without an input image: each image of a batch starts as seeded noise around grey in a
+Fourier-space, colour-decorrelated latent squashed by a sigmoid, and every image has its own
+objective, so one batch can show one channel per image (a channel atlas). A diversity term pushes
+the images of a batch apart (the cosine similarity of their Gram matrices is subtracted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+import torch
+from PIL import Image
+
+from onnxdream.dream.activations import Activation, as_tensors
+from onnxdream.dream.api import ImageArg, as_array, layer_specs
+from onnxdream.dream.channels import channel_count, check_channels, parse_channels, top_channels
+from onnxdream.dream.checks import CheckSummary
+from onnxdream.dream.engine import Dreamer
+from onnxdream.dream.image import to_pil
+from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective
+from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
+from onnxdream.dream.param import ImageParam, check_param
+from onnxdream.dream.progress import ProgressBar
+from onnxdream.dream.source import ModelArg, open_dreamer
+from onnxdream.dream.step import GRAD_NORMS
+from onnxdream.dream.tiling import compute_gradient
+from onnxdream.dream.transforms import Transforms
+from onnxdream.errors import MismatchError, OnnxDreamError
+
+
+@dataclass
+class VisualizeOptions:
+    """Everything that shapes one visualisation (the CLI options of the same names)."""
+
+    size: int = 224
+    steps: int = 256
+    lr: float | None = 0.05
+    loss: str = "mean"
+    param: str = "fft"
+    decorrelate: bool = True
+    optimizer: str = "adam"
+    grad_norm: str = "mean"
+    pad: int = 12
+    scale: float = 0.1
+    rotate: float = 10.0
+    jitter: int = 8
+    batch: int = 1
+    diversity: float = 0.0
+    seed: int = 0
+    check: bool = True
+    on_mismatch: str = "error"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise OnnxDreamError(f"--size must be at least 1, got {self.size}")
+        if self.steps < 1:
+            raise OnnxDreamError(f"--steps must be at least 1, got {self.steps}")
+        if self.batch < 1:
+            raise OnnxDreamError(f"--batch must be at least 1, got {self.batch}")
+        if self.diversity < 0:
+            raise OnnxDreamError(f"--diversity must be 0 or more, got {self.diversity}")
+        if self.loss not in LOSSES:
+            raise OnnxDreamError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.grad_norm not in GRAD_NORMS:
+            raise OnnxDreamError(
+                f"unknown gradient normalisation {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
+            )
+        if self.on_mismatch not in ("error", "warn"):
+            raise OnnxDreamError(f"--on-mismatch must be 'error' or 'warn', got {self.on_mismatch!r}")
+        check_param(self.param)
+        check_optimizer(self.optimizer, self.lr)
+        self.transforms()  # raises for out-of-range transforms
+
+    def transforms(self) -> Transforms:
+        """The per-step random transforms these options describe."""
+        return Transforms(pad=self.pad, scale=self.scale, rotate=self.rotate, jitter=self.jitter)
+
+
+@dataclass
+class VisualizeResult:
+    """What a visualisation did: per image its target and final objective, time and checks."""
+
+    targets: list[str]
+    objectives: list[float]
+    size: int
+    steps: int
+    seconds: float
+    seed: int
+    device: str
+    similarity: float | None = None
+    checks: CheckSummary = field(default_factory=CheckSummary)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        values = ", ".join(f"{v:.4g}" for v in self.objectives[:8]) + (
+            ", ..." if len(self.objectives) > 8 else ""
+        )
+        div = f"; Gram similarity {self.similarity:.3f}" if self.similarity is not None else ""
+        return (
+            f"visualised {len(self.targets)} image(s) {self.size}x{self.size} of {', '.join(dict.fromkeys(self.targets))}: "
+            f"{self.steps} steps in {self.seconds:.1f}s on {self.device}; objective {values}{div}; "
+            f"check {self.checks.describe()}; seed {self.seed}"
+        )
+
+
+def _image_slice(acts: dict[str, Activation], i: int) -> dict[str, Activation]:
+    """The activations of image ``i`` of a batch (each keeps a batch dimension of 1)."""
+    return {
+        k: [t[i : i + 1] for t in as_tensors(v)] if not torch.is_tensor(v) else v[i : i + 1]
+        for k, v in acts.items()
+    }
+
+
+def gram_similarity(features: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity between the Gram matrices of different images of an NCHW batch."""
+    n = features.shape[0]
+    flat = features.flatten(2)
+    grams = (flat @ flat.transpose(1, 2)).flatten(1) / flat.shape[-1]
+    grams = grams / grams.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    similarity = grams @ grams.T
+    return (similarity.sum() - similarity.diagonal().sum()) / (n * (n - 1))
+
+
+class _Targets:
+    """One objective per image of the batch, plus the diversity term; ``layers`` is their union."""
+
+    def __init__(self, targets: Sequence[Sequence[LayerSpec]], loss: str, diversity: float) -> None:
+        self.objectives = [Objective(list(specs), loss) for specs in targets]
+        self.layers = list(dict.fromkeys(layer for o in self.objectives for layer in o.layers))
+        self.diversity = diversity if len(self.objectives) > 1 else 0.0
+
+    def per_image(self, acts: dict[str, Activation]) -> list[torch.Tensor]:
+        return [objective(_image_slice(acts, i)) for i, objective in enumerate(self.objectives)]
+
+    def similarity(self, acts: dict[str, Activation]) -> torch.Tensor | None:
+        """Gram similarity of the images on the first target layer (``None`` without a feature map)."""
+        features = as_tensors(acts[self.objectives[0].layers[0]])[0]
+        return gram_similarity(features) if features.dim() == 4 and features.shape[0] > 1 else None
+
+    def __call__(self, acts: dict[str, Activation]) -> torch.Tensor:
+        total = torch.stack(self.per_image(acts)).sum()
+        if self.diversity:
+            similarity = self.similarity(acts)
+            if similarity is None:
+                raise OnnxDreamError(
+                    f"--diversity needs a layer with a feature map; {self.objectives[0].layers[0]!r} has none"
+                )
+            total = total - self.diversity * similarity
+        return total
+
+
+def visualize_batch(
+    dreamer: Dreamer, targets: Sequence[Sequence[LayerSpec]], options: VisualizeOptions
+) -> tuple[list[Image.Image], VisualizeResult]:
+    """Grow one image per entry of ``targets`` (each a list of specs summed as in a dream).
+
+    Raises:
+        UnknownLayerError: a layer the network does not have (nearest names suggested).
+        OnnxDreamError: bad options, a size too small for the layers, a bad channel.
+        MismatchError: the final images' forward check failed and ``on_mismatch`` is ``"error"``.
+    """
+    start = time.perf_counter()
+    goal = _Targets(targets, options.loss, options.diversity)
+    dreamer.net.validate(goal.layers)
+    minimum = dreamer.minimum_size(goal.layers)
+    if options.size < minimum:
+        raise OnnxDreamError(
+            f"--size {options.size} is too small for the target layers: they need at least {minimum}"
+        )
+    generator = torch.Generator().manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    size = (options.size, options.size)
+    param = ImageParam.noise(
+        len(goal.objectives),
+        size,
+        generator,
+        options.param,
+        options.decorrelate,
+        "sigmoid",
+        device=dreamer.device,
+    )
+    optimizer = Optimizer(param, options.optimizer, options.lr, options.grad_norm)
+    transforms = options.transforms()
+
+    def evaluate(pixels: torch.Tensor):
+        model_input = dreamer.preprocess.to_model(pixels)
+        acts = dreamer.net(model_input, goal.layers)
+        return goal(acts), acts, model_input
+
+    with ProgressBar(options.progress, options.steps, label="step") as bar:
+        for step in range(options.steps):
+            found = take_step(optimizer, transforms, lambda x: compute_gradient(evaluate, x, None, rng), rng)
+            bar(f"{step + 1}/{options.steps}", found.objective)
+
+    pixels = param.image()
+    with torch.no_grad():
+        model_input = dreamer.preprocess.to_model(pixels)
+        acts = dreamer.net(model_input, goal.layers)
+        values = [float(v) for v in goal.per_image(acts)]
+        similarity = goal.similarity(acts)
+    result = VisualizeResult(
+        targets=[" + ".join(str(s) for s in specs) for specs in targets],
+        objectives=values,
+        size=options.size,
+        steps=options.steps,
+        seconds=0.0,
+        seed=options.seed,
+        device=str(dreamer.device),
+        similarity=None if similarity is None else float(similarity),
+    )
+    checker = dreamer.checker(goal.layers) if options.check else None
+    if checker is not None:
+        report = checker.check(model_input, acts)
+        result.checks.reports.append(report)
+        if not report.passed:
+            message = (
+                f"forward check failed: {report.failed} of {report.total} values of {report.worst_layer!r} "
+                f"differ from ONNX Runtime (max |diff| {report.max_abs:.3g})"
+            )
+            if options.on_mismatch == "error":
+                raise MismatchError(message)
+            result.warnings.append(message)
+    result.seconds = time.perf_counter() - start
+    images = [to_pil(p.permute(1, 2, 0).cpu().numpy()) for p in pixels]
+    return images, result
+
+
+_OPTION_NAMES = {f.name for f in fields(VisualizeOptions)}
+GRID_BATCH = 16
+"""A channel atlas grows at most this many images at once (memory stays bounded)."""
+
+
+def _merge(results: list[VisualizeResult]) -> VisualizeResult:
+    merged = results[0]
+    for more in results[1:]:
+        merged.targets += more.targets
+        merged.objectives += more.objectives
+        merged.seconds += more.seconds
+        merged.checks.reports += more.checks.reports
+        merged.warnings += [w for w in more.warnings if w not in merged.warnings]
+    merged.similarity = None if len(results) > 1 else merged.similarity
+    return merged
+
+
+def run(
+    model: ModelArg | Dreamer = None,
+    layers: str | Sequence[str | LayerSpec] | None = None,
+    *,
+    channels: str | Sequence[int] | None = None,
+    top: int | None = None,
+    image: ImageArg | None = None,
+    device: str = "auto",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    value_range: Sequence[float] | None = None,
+    channel_order: str | None = None,
+    **options: object,
+) -> tuple[list[Image.Image], VisualizeResult]:
+    """Like :func:`visualize`, and also return the :class:`VisualizeResult`."""
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise OnnxDreamError(
+            f"unknown visualize option(s): {', '.join(unknown)}; valid: {', '.join(sorted(_OPTION_NAMES))}"
+        )
+    settings = VisualizeOptions(**options)  # type: ignore[arg-type]
+    if isinstance(model, Dreamer):
+        dreamer, source = model, None
+    else:
+        dreamer = open_dreamer(model, device, mean, std, value_range, channel_order)
+        source = model
+    specs = layer_specs(dreamer, layers, source)
+    dreamer.net.validate([s.layer for s in specs])
+    if channels is None and top is None:
+        if image is not None:
+            raise OnnxDreamError("an image is only used with --top (the most active channels on it)")
+        return visualize_batch(dreamer, [specs] * settings.batch, settings)
+    if channels is not None and top is not None:
+        raise OnnxDreamError("give --channels or --top, not both")
+    if len(specs) != 1 or specs[0].channels is not None:
+        raise OnnxDreamError("--channels/--top take one --layer NAME without channels (e.g. '_blocks.10')")
+    if settings.batch != 1:
+        raise OnnxDreamError("--batch does not combine with --channels/--top (one image per channel)")
+    spec = specs[0]
+    if top is not None:
+        if image is None:
+            raise OnnxDreamError("--top K needs --image: the channels most active on that image")
+        chosen = top_channels(dreamer, spec, as_array(image, max_size=settings.size), top)
+    else:
+        chosen = parse_channels(channels) if isinstance(channels, str) else list(dict.fromkeys(channels))
+        check_channels(chosen, channel_count(dreamer, spec, settings.size), spec.layer)
+    targets = [[replace(spec, channels=(c,))] for c in chosen]
+    images: list[Image.Image] = []
+    results = []
+    for k in range(0, len(targets), GRID_BATCH):
+        chunk = replace(settings, seed=settings.seed + k // GRID_BATCH)
+        found, result = visualize_batch(dreamer, targets[k : k + GRID_BATCH], chunk)
+        images += found
+        results.append(result)
+    return images, _merge(results)
+
+
+def visualize(
+    model: ModelArg | Dreamer = None,
+    layers: str | Sequence[str | LayerSpec] | None = None,
+    **options: object,
+) -> list[Image.Image]:
+    """Feature visualisation: images grown from noise that maximise ``layers`` of ``model``.
+
+    Args:
+        model: an ONNX path or ``ModelProto``, ``"zoo:NAME"`` (``None``: the built-in
+            EfficientNet-Lite0), a torch module, or a :class:`Dreamer`.
+        layers: specs as for dream: ``"_blocks.10"`` (whole layer), ``"_blocks.10:3"`` (channel),
+            ``"_blocks.10:3@center"`` (the channel's centre neuron), ``"a:1*2"`` weighted, several summed.
+        **options: ``channels`` (``"0-15"`` or a list: one image per channel of one layer), ``top``
+            with ``image`` (the K channels most active on it), ``device``, ``mean``, ``std``,
+            ``value_range``, ``channel_order``, and every field of :class:`VisualizeOptions`
+            (``size``, ``steps``, ``batch``, ``diversity``, ``seed``, ``param``, ...).
+
+    Returns:
+        One RGB image per batch entry or per channel.
+
+    Raises:
+        UnknownLayerError: a layer the model does not have (nearest names suggested).
+        MismatchError: the final forward check failed (unless ``on_mismatch="warn"``).
+        OnnxDreamError: any other bad input.
+    """
+    return run(model, layers, **options)[0]  # type: ignore[arg-type]
