@@ -50,7 +50,7 @@ from torch import nn
 import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
 from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, UnsupportedOpError, suggest
 from onnxdream.graph import GraphIndex
-from onnxdream.mirror.node import NodeModule, attribute_names
+from onnxdream.mirror.node import NodeModule, attribute_names, describe
 from onnxdream.mirror.registry import Converted, NodeView, lookup, to_torch_tensor
 
 _NONE_SLOT = 0
@@ -298,7 +298,9 @@ class Mirror(nn.Module):
             for o in outputs:
                 if o:
                     producers[o] = i
-            module = NodeModule(node, view, conv, names, outputs, on_device, move, anchor or 0)
+            baked = {n: constants[n] for n in node.input if n in constants and n not in names}
+            summary = describe(node, b.opset, baked)
+            module = NodeModule(node, view, conv, names, outputs, on_device, move, anchor or 0, summary)
             self._steps[i] = (module, names)
             self.nodes[b.keys[i]] = module
         # Constant node outputs are kept (graph outputs, or layers someone may ask for).

@@ -80,11 +80,48 @@ def _format_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def describe(node: onnx.NodeProto) -> str:
-    """The node's attributes, short: ``k=3x3, s=2, p=1, g=1`` (kernel, strides, pads, dilations, group)."""
+def _schema(node: onnx.NodeProto, opset: int) -> Any:
+    try:
+        return onnx.defs.get_schema(node.op_type, opset, node.domain)
+    except onnx.defs.SchemaError:
+        return None
+
+
+def _is_default(schema: Any, name: str, value: Any) -> bool:
+    if schema is None or name in _ABBREVIATIONS or name not in schema.attributes:
+        return False
+    default = schema.attributes[name].default_value
+    return default.type != onnx.AttributeProto.UNDEFINED and onnx.helper.get_attribute_value(default) == value
+
+
+def _input_name(schema: Any, i: int) -> str:
+    formal = list(schema.inputs) if schema is not None else []
+    return formal[min(i, len(formal) - 1)].name if formal else f"input{i}"
+
+
+def describe(node: onnx.NodeProto, opset: int, constants: Mapping[str, torch.Tensor]) -> str:
+    """The node's attributes and baked-in inputs, short: ``k=3x3, s=2, p=1, g=1``.
+
+    Kernel, strides, pads, dilations and group come first (abbreviated); other attributes follow
+    unless they hold the schema's default; then the ``constants`` (inputs the converter baked in
+    rather than feeding them, such as Clip's bounds) of at most 8 values, by their schema names
+    (``Clip(min=0, max=6)``).
+    """
+    schema = _schema(node, opset)
     values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     order = [n for n in _FIRST if n in values] + sorted(n for n in values if n not in _FIRST)
-    return ", ".join(f"{_ABBREVIATIONS.get(n, n)}={_format_value(n, values[n])}" for n in order)
+    parts = [
+        f"{_ABBREVIATIONS.get(n, n)}={_format_value(n, values[n])}"
+        for n in order
+        if not _is_default(schema, n, values[n])
+    ]
+    for i, name in enumerate(node.input):
+        value = constants.get(name) if name else None
+        if value is not None and value.numel() <= 8:
+            items = value.reshape(-1).tolist()
+            shown = _format_value("", items if value.dim() else items[0])
+            parts.append(f"{_input_name(schema, i)}={shown}")
+    return ", ".join(parts)
 
 
 class _Recorded(Mapping):
@@ -119,6 +156,7 @@ class NodeModule(nn.Module):
         inputs: the ONNX tensor names fed to the module, in order ("" for an absent input).
         outputs: the ONNX tensor names the module produces.
         device: False for shape computations, which run on the CPU.
+        positions: the node inputs the converter reads (``Converted.positions``).
         fn: the converter's callable (rebuilt after unpickling, see :meth:`rebuild`).
     """
 
@@ -132,6 +170,7 @@ class NodeModule(nn.Module):
         device: bool,
         moves: Sequence[int] = (),
         anchor: int = 0,
+        summary: str = "",
     ) -> None:
         super().__init__()
         self.key = view.key
@@ -143,7 +182,7 @@ class NodeModule(nn.Module):
         self.positions = converted.positions
         self.fn: Fn | None = converted.fn
         self._node = node
-        self._summary = describe(node)
+        self._summary = summary
         fed = set(inputs)
         self._constant_inputs = tuple(n for n in node.input if n and n in view.constant_names)
         self._kept = {n: v for n, v in view.read.items() if n not in fed}
