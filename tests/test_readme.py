@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import sys
 import textwrap
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from onnxdream.io import save_model
 from onnxdream.zoo import light_zoo_model
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
 
 def readme_commands() -> list[str]:
@@ -60,11 +58,8 @@ def _prepare(folder: Path) -> None:
             """
         )
     )
-    sys.path.insert(0, str(TOOLS))
-    try:
-        import transfer_variants as variants
-    finally:
-        sys.path.remove(str(TOOLS))
+    from tests import transfer_variants as variants
+
     model, _ = variants.build_model("sequential")
     save_model(variants.export(variants.fine_tune(model, steps=1), "dynamo"), folder / "finetuned.onnx")
 

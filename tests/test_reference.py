@@ -2,15 +2,13 @@
 
 Small hand-built graphs check each normalisation (fused BatchNorm, folded Pad, Flatten vs
 Reshape, opset); model-zoo graphs check branching networks; EfficientNet-Lite0 transfer-learning
-variants (tools/transfer_variants.py) check the targets of issue 7 against ground truth read from
+variants (tests/transfer_variants.py) check the targets of issue 7 against ground truth read from
 the exporter's own metadata and parameter names.
 """
 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -20,10 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxdream.graph import GraphIndex
 from onnxdream.names.reference import Match, match_reference
 from onnxdream.runtime import make_session
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-import transfer_variants as tv
+from tests import transfer_variants as tv
 
 # ---------------------------------------------------------------------------------------------
 # Hand-built graphs: one network, two exports
@@ -410,9 +405,8 @@ def test_rename_with_reference_restores_names_and_keeps_outputs(variants, refere
 @pytest.mark.slow
 def test_transfer_demo_end_to_end(tmp_path):
     """tools/transfer_demo.py at small scale, through the CLI (layers, rename --reference)."""
-    import transfer_demo
-
     from onnxdream.zoo import builtin_model_path
+    from tools import transfer_demo
 
     result = transfer_demo.run(tmp_path, steps=1, size=32, reference=str(builtin_model_path()), dream=False)
     assert "node_Conv_877" in result.layers_before

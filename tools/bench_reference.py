@@ -5,10 +5,10 @@ ResNet-like chain of 170 identical blocks (1,191 nodes, 340 Conv of one shape: t
 pairwise kernel comparison) and on the legacy export of fine-tuned EfficientNet-Lite0 with
 BatchNorm kept (606 nodes). Zoo and synthetic targets carry 30% weight noise and are shuffled and
 stripped. The baseline is measured in the same run: parsing the serialized target and running
-``onnx.checker`` on it. Accuracy: each transfer variant of ``tools/transfer_variants.py``
+``onnx.checker`` on it. Accuracy: each transfer variant of ``tests/transfer_variants.py``
 against the pretrained network exported with the current exporter (``--full`` for the whole grid).
 
-    PYTHONPATH=$PWD python tools/bench_reference.py [--full] [--repeat 5]
+    python -m tools.bench_reference [--full] [--repeat 5]   # from the repository root
 """
 
 from __future__ import annotations
@@ -16,22 +16,17 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import transfer_variants as tv
-
 from onnxdream.graph import GraphIndex
 from onnxdream.names.reference import match_reference
 from onnxdream.zoo import light_zoo_model
+from tests import transfer_variants as tv
 
 QUICK = [
     ("finetuned", "dynamo", "none"),

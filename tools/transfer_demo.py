@@ -9,7 +9,7 @@
 4. ``onnxdream dream --demo`` runs on the renamed fine-tuned model with a pretrained layer name
    (``_blocks.10``; when the ``dream`` command is installed), writing ``dream.png``.
 
-    PYTHONPATH=$PWD python tools/transfer_demo.py [--out out/transfer] [--layer _blocks.10]
+    python -m tools.transfer_demo [--out out/transfer] [--layer _blocks.10]   # from the repository root
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ import onnx
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import transfer_variants as tv
-
 from onnxdream.io import save_model
 from onnxdream.runtime import make_session
 from onnxdream.zoo import EFFICIENTNET_PREPROCESS
+from tests import transfer_variants as tv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,16 @@ Usage (the API ``dream`` and ``check`` rely on)::
   folded constants are buffers, so ``.to(device)``, ``.double()``, ``.half()`` and
   ``state_dict()`` work. The mirror always computes inference semantics (BatchNormalization uses
   running statistics, Dropout is the identity) whatever ``train()`` says.
-* Every node is a call addressed by its ONNX node name in :attr:`Mirror.nodes` (names are never
-  changed; unnamed nodes get a deterministic ``node_<Op>_<n>`` key, skipping names taken).
+* Every node run at forward time is an ``nn.Module`` (:class:`~onnxdream.mirror.node.NodeModule`)
+  in :attr:`Mirror.nodes`, keyed by its ONNX node name (names are never changed; unnamed nodes
+  get a deterministic ``node_<Op>_<n>`` key, skipping names taken), and registered as a child of
+  the mirror, so ``print(mirror)`` lists the graph, forward hooks on
+  ``mirror.node_module("stem.conv")`` (or ``mirror.get_submodule("stem_conv")``: ``.`` becomes
+  ``_`` in submodule names, see :mod:`onnxdream.mirror.node`) see the node's output, and
+  ``torch.save(mirror)`` / ``torch.load(path, weights_only=False)`` round-trip. Nodes computing
+  only constants are folded when the mirror is built and have no module.
+* :func:`onnxdream.mirror.fx.trace` gives a ``torch.fx.GraphModule`` with one ``call_module``
+  per node; ``torch.onnx.export(mirror, (x,))`` re-exports the graph for a fixed input size.
 
 Shape-like integer tensors (the results of Shape and Size, and whatever is computed from them
 and from constants alone) are computed on the CPU; they move to the input's device only where
@@ -40,25 +48,13 @@ import torch
 from torch import nn
 
 import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
-from onnxdream.errors import BadModelError, OnnxDreamError, UnsupportedOpError
+from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, UnsupportedOpError, suggest
 from onnxdream.graph import GraphIndex
-from onnxdream.mirror.registry import Converted, Fn, NodeView, lookup, to_torch_tensor
+from onnxdream.mirror.node import NodeModule, attribute_names, describe
+from onnxdream.mirror.registry import Converted, NodeView, lookup, to_torch_tensor
 
 _NONE_SLOT = 0
 _TRASH_SLOT = 1
-
-
-@dataclass(frozen=True)
-class NodeCall:
-    """One ONNX node as the mirror runs it: ``outputs = fn(*inputs)``."""
-
-    name: str
-    op_type: str
-    fn: Fn
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    device: bool
-    """False for shape computations that run on the CPU."""
 
 
 @dataclass(frozen=True)
@@ -74,29 +70,8 @@ class Unsupported:
 class _Plan:
     inputs: tuple[tuple[int, int], ...]  # (slot, position among graph inputs)
     consts: tuple[tuple[int, dict, str], ...]  # (slot, storage dict, key)
-    steps: tuple[tuple[Fn, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+    steps: tuple[tuple[NodeModule, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
     targets: tuple[int, ...]
-
-
-class _Device:
-    """The device of the current forward pass, read by steps that move CPU tensors onto it."""
-
-    def __init__(self) -> None:
-        self.device = torch.device("cpu")
-
-
-class _MoveInputs:
-    """Wrap a step so the CPU tensors at ``indices`` move to the forward pass's device."""
-
-    def __init__(self, fn: Fn, indices: tuple[int, ...], where: _Device) -> None:
-        self.fn, self.indices, self.where = fn, indices, where
-
-    def __call__(self, *args: Any) -> Any:
-        moved = list(args)
-        for i in self.indices:
-            if moved[i] is not None:
-                moved[i] = moved[i].to(self.where.device)
-        return self.fn(*moved)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -149,10 +124,10 @@ class _Builder:
         self.problems: list[Unsupported] = []
         self.initializers = {t.name: t for t in model.graph.initializer}
         self.constants: dict[str, torch.Tensor] = {}
-        self.converted: dict[int, tuple[Converted, tuple[int, ...]]] = {}
+        self.converted: dict[int, tuple[Converted, tuple[int, ...], NodeView]] = {}
         self._convert_all()
 
-    def _convert(self, i: int) -> tuple[Converted, tuple[int, ...]] | None:
+    def _convert(self, i: int) -> tuple[Converted, tuple[int, ...], NodeView] | None:
         node = self.index.nodes[i]
         entry = lookup(node.op_type, self.opset, node.domain)
         if entry is None:
@@ -162,7 +137,7 @@ class _Builder:
             return None
         view = NodeView(node, self.keys[i], self.opset, self.constants)
         try:
-            return entry.func(view), entry.shape_inputs
+            return entry.func(view), entry.shape_inputs, view
         except UnsupportedOpError as exc:
             self.problems.append(Unsupported(self.keys[i], node.op_type, str(exc)))
             return None
@@ -215,6 +190,20 @@ def unsupported_nodes(model: onnx.ModelProto, source: str = "<model>") -> list[U
     return _Builder(model, source).problems
 
 
+class Constants(nn.Module):
+    """Holds the mirror's constant tensors as attributes; ``repr`` counts them."""
+
+    def extra_repr(self) -> str:
+        return f"{len(self._parameters)} parameters, {len(self._buffers)} buffers"
+
+
+class HostConstants(Constants):
+    """Constants of the shape computations: CPU tensors that device and dtype moves leave alone."""
+
+    def _apply(self, fn: Any, recurse: bool = True) -> HostConstants:
+        return self
+
+
 class Mirror(nn.Module):
     """An ONNX graph as a torch module; see the module docstring for the calling conventions."""
 
@@ -229,17 +218,23 @@ class Mirror(nn.Module):
         self.source = source
         self.input_names = list(self.index.graph_inputs)
         self.output_names = list(self.index.graph_outputs)
-        self.weights = nn.Module()
+        self.weights = Constants()
         self.weight_keys: dict[str, str] = {}
         """ONNX tensor name -> attribute of :attr:`weights` (``state_dict`` key ``weights.<key>``)."""
-        self._host: dict[str, torch.Tensor] = {}
-        self._where = _Device()
+        self.host = HostConstants()
+        self.host_keys: dict[str, str] = {}
+        """ONNX tensor name -> attribute of :attr:`host` (CPU constants, not in ``state_dict``)."""
         self._slots: dict[str, int] = {}
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
-        self.nodes: dict[str, NodeCall] = {}
-        """Node key (the ONNX node name) -> its call, for every node run at forward time."""
+        self.nodes: dict[str, NodeModule] = {}
+        """Node key (the ONNX node name) -> its module, for every node run at forward time."""
+        self.module_names: dict[str, str] = {}
+        """Node key -> the submodule name it is registered under (see :meth:`node_module`)."""
         self._build(builder)
+        self.module_names.update(attribute_names(self.nodes, lambda name: hasattr(self, name)))
+        for key, name in self.module_names.items():
+            self.add_module(name, self.nodes[key])
 
     # -- construction -------------------------------------------------------------------------
 
@@ -251,18 +246,19 @@ class Mirror(nn.Module):
         return self._slots[name]
 
     def _store(self, name: str, value: torch.Tensor, device: bool, taken: set[str]) -> None:
+        if name in self.weight_keys or name in self.host_keys:
+            return
+        key = _state_key(name, taken)
         if device:
-            if name in self.weight_keys:
-                return
-            key = _state_key(name, taken)
             self.weight_keys[name] = key
             initializer = name in self._initializer_names
             if initializer and value.is_floating_point():
                 self.weights.register_parameter(key, nn.Parameter(value, requires_grad=False))
             else:
                 self.weights.register_buffer(key, value, persistent=initializer)
-        elif name not in self._host:
-            self._host[name] = value
+        else:
+            self.host_keys[name] = key
+            self.host.register_buffer(key, value, persistent=False)
 
     def _build(self, b: _Builder) -> None:
         index = b.index
@@ -271,17 +267,18 @@ class Mirror(nn.Module):
         device_tensors: set[str] = set(index.graph_inputs)
         taken: set[str] = set()
         producers: dict[str, int] = {}
-        self._steps: dict[int, tuple[Fn, tuple[str, ...], tuple[str, ...]]] = {}
+        self._steps: dict[int, tuple[NodeModule, tuple[str, ...]]] = {}
         for i in index.order:
             node = index.nodes[i]
             outputs = _trimmed(node.output)
             if all(o in constants for o in outputs if o):
                 continue
-            conv, shape_inputs = b.converted[i]
+            conv, shape_inputs, view = b.converted[i]
             names = tuple(node.input[p] if p < len(node.input) else "" for p in conv.positions)
             data = [n for p, n in zip(conv.positions, names, strict=True) if n and p not in shape_inputs]
             on_device = any(n in device_tensors for n in data)
-            move = []
+            move: list[int] = []
+            anchor: int | None = None
             for k, (p, n) in enumerate(zip(conv.positions, names, strict=True)):
                 if not n:
                     continue
@@ -294,23 +291,70 @@ class Mirror(nn.Module):
                     raise BadModelError(
                         f"{self.source}: node {b.keys[i]!r} reads {n!r}, which nothing produces"
                     )
-            fn = _MoveInputs(conv.fn, tuple(move), self._where) if move else conv.fn
+                elif n in device_tensors and data_position and anchor is None:
+                    anchor = k
             if on_device:
                 device_tensors.update(o for o in outputs if o)
             for o in outputs:
                 if o:
                     producers[o] = i
-            self._steps[i] = (fn, names, tuple(outputs))
-            self.nodes[b.keys[i]] = NodeCall(
-                b.keys[i], node.op_type, conv.fn, names, tuple(outputs), on_device
-            )
+            baked = {n: constants[n] for n in node.input if n in constants and n not in names}
+            summary = describe(node, b.opset, baked)
+            module = NodeModule(node, view, conv, names, outputs, on_device, move, anchor or 0, summary)
+            self._steps[i] = (module, names)
+            self.nodes[b.keys[i]] = module
         # Constant node outputs are kept (graph outputs, or layers someone may ask for).
         for i in index.order:
             for o in index.nodes[i].output:
-                if o and o in constants and o not in self.weight_keys and o not in self._host:
+                if o and o in constants:
                     self._store(o, constants[o], o in index.graph_outputs, taken)
         self._producers = producers
         self._device_tensors = device_tensors
+
+    def _constant(self, name: str) -> torch.Tensor | None:
+        """A stored constant by ONNX tensor name (``None`` when the mirror keeps no such tensor)."""
+        source = self._const_source(name)
+        return None if source is None else source[0][source[1]]
+
+    def node_module(self, name: str) -> NodeModule:
+        """The submodule of ONNX node ``name``: ``mirror.node_module("stem.conv")``.
+
+        Its submodule path is ``mirror.module_names[name]`` (``.`` in the name becomes ``_``).
+
+        Raises:
+            UnknownLayerError: no node has that name, or the node was folded into a constant when
+                the mirror was built (it never runs, so it has no module).
+        """
+        module = self.nodes.get(name)
+        if module is not None:
+            return module
+        if name in self.index.by_name:
+            raise UnknownLayerError(
+                f"{self.source}: node {name!r} computes a constant, folded when the mirror was built; "
+                "it has no module"
+            )
+        hint = suggest(name, list(self.nodes))
+        raise UnknownLayerError(f"{self.source}: unknown node {name!r}" + (f"; {hint}" if hint else ""))
+
+    # -- pickling -----------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        graph = self.index.graph
+        # The graph without the initializers' data (the tensors themselves are in weights/host).
+        skeleton = onnx.GraphProto(name=graph.name, node=graph.node, input=graph.input, output=graph.output)
+        skeleton.initializer.extend(
+            onnx.TensorProto(name=t.name, data_type=t.data_type) for t in graph.initializer
+        )
+        state["index"] = skeleton.SerializeToString()
+        state["_plans"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.index = GraphIndex(onnx.GraphProto.FromString(self.index), self.source)
+        for module in self.nodes.values():
+            module.rebuild(self._constant)
 
     # -- plans --------------------------------------------------------------------------------
 
@@ -319,8 +363,8 @@ class Mirror(nn.Module):
             key = self.weight_keys[name]
             store = self.weights._parameters if key in self.weights._parameters else self.weights._buffers
             return store, key
-        if name in self._host:
-            return self._host, name
+        if name in self.host_keys:
+            return self.host._buffers, self.host_keys[name]
         return None
 
     def _plan(self, targets: tuple[str, ...]) -> _Plan:
@@ -362,9 +406,9 @@ class Mirror(nn.Module):
                 frees.setdefault(k, []).append(slot)
         steps = []
         for k, i in enumerate(order):
-            fn, names, outputs = self._steps[i]
-            outs = tuple(self._slot(o) if o else _TRASH_SLOT for o in outputs)
-            steps.append((fn, tuple(self._slot(n) for n in names), outs, tuple(frees.get(k, ()))))
+            module, names = self._steps[i]
+            outs = tuple(self._slot(o) if o else _TRASH_SLOT for o in module.outputs)
+            steps.append((module, tuple(self._slot(n) for n in names), outs, tuple(frees.get(k, ()))))
         plan = _Plan(
             inputs=tuple((self._slot(n), self.input_names.index(n)) for n in sorted(inputs)),
             consts=tuple((self._slot(n), store, key) for n, (store, key) in consts.items()),
@@ -407,20 +451,18 @@ class Mirror(nn.Module):
         """Compute the named ONNX tensors (and only what they depend on)."""
         feeds = self._feeds(inputs)
         plan = self._plan(tuple(dict.fromkeys(names)))
-        if feeds:
-            self._where.device = feeds[0].device
         env: list[Any] = [None] * (len(self._slots) + 2)
         for slot, position in plan.inputs:
             env[slot] = feeds[position]
         for slot, store, key in plan.consts:
             env[slot] = store[key]
-        for fn, ins, outs, free in plan.steps:
-            result = fn(*[env[s] for s in ins])
+        for module, ins, outs, free in plan.steps:
+            result = module(*[env[s] for s in ins])
             if len(outs) == 1:
                 env[outs[0]] = result
-            else:
-                for s, value in zip(outs, result, strict=False):
-                    env[s] = value
+            else:  # indexed, not iterated, so that fx proxies work too
+                for k, s in enumerate(outs):
+                    env[s] = result[k]
             for s in free:
                 env[s] = None
         return {name: env[slot] for name, slot in zip(dict.fromkeys(names), plan.targets, strict=True)}

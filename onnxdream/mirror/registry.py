@@ -10,7 +10,7 @@ not above it is used, so one converter covers every schema version up to the nex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,7 @@ class NodeView:
     """One ONNX node as a converter sees it: attributes, opset and constant input values."""
 
     def __init__(
-        self, node: onnx.NodeProto, key: str, opset: int, constants: dict[str, torch.Tensor]
+        self, node: onnx.NodeProto, key: str, opset: int, constants: Mapping[str, torch.Tensor]
     ) -> None:
         self.node = node
         self.key = key
@@ -119,6 +119,13 @@ class NodeView:
             self.outputs.pop()
         self._constants = constants
         self._attrs = {a.name: a for a in node.attribute}
+        self.read: dict[str, torch.Tensor] = {}
+        """Constant inputs whose values the converter read, by name (kept to convert it again)."""
+
+    @property
+    def constant_names(self) -> set[str]:
+        """Names of the node's inputs that are constants."""
+        return {n for n in self.inputs if n and n in self._constants}
 
     def has_attr(self, name: str) -> bool:
         return name in self._attrs
@@ -146,7 +153,10 @@ class NodeView:
     def static(self, i: int) -> torch.Tensor | None:
         """The value of input ``i`` when it is a constant (initializer or folded), else ``None``."""
         name = self.input(i)
-        return self._constants.get(name) if name else None
+        value = self._constants.get(name) if name else None
+        if value is not None:
+            self.read[name] = value
+        return value
 
     def is_static(self, i: int) -> bool:
         """Whether input ``i`` is absent or constant (its value is known when converting)."""

@@ -1,6 +1,7 @@
 """Transfer-learning variants of EfficientNet-Lite0 and their ground-truth names.
 
-Used by the reference-matching tests, ``tools/bench_reference.py`` and ``tools/transfer_demo.py``.
+Used by the reference-matching tests, ``tools/bench_reference.py`` and ``tools/transfer_demo.py``
+(imported as ``from tests import transfer_variants``, with the repository root on ``sys.path``).
 
 A *variant* is the pretrained network wrapped or changed the way users change it (a new head,
 ``nn.Sequential(pretrained, head)``, layers inserted before the head, the classifier replaced),
