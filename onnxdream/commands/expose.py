@@ -123,7 +123,7 @@ def expose_layers(
     )
     values: dict[str, np.ndarray] = {}
     if run is not None:
-        values = _run(result.model, run, device, ort_opt, result.exposed)
+        values = _run(result.model, input_path, run, device, ort_opt, result.exposed)
     io.save_model(result.model, output, external_data=True if external else None)
     if save is not None and run is not None:
         _save_npz(save, result.exposed, values)
@@ -135,15 +135,24 @@ def expose_layers(
 
 
 def _run(
-    model: onnx.ModelProto, run: Path, device: str, ort_opt: str, exposed: dict[str, tuple[str, ...]]
+    model: onnx.ModelProto,
+    source: Path,
+    run: Path,
+    device: str,
+    ort_opt: str,
+    exposed: dict[str, tuple[str, ...]],
 ) -> dict[str, np.ndarray]:
     from onnxdream.preprocess import load_input
     from onnxdream.runtime import make_session
+    from onnxdream.sizes import input_failure
 
     feeds = load_input(run, model)
     session = make_session(model, device, ort_opt)
     tensors = list(dict.fromkeys(t for ts in exposed.values() for t in ts))
-    values = session.run(feeds, tensors)
+    try:
+        values = session.run(feeds, tensors, quiet=True)
+    except Exception as exc:  # ORT raises several unrelated types for bad feeds
+        raise input_failure(model, feeds, str(source), exc, str(run)) from None
     err_console.print(f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False)
     return values
 
