@@ -102,3 +102,57 @@ def line_recogniser(width: int | None = None) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def inference_resistant(dims: list[Dim] | None = None, op_domain: str = "com.microsoft") -> onnx.ModelProto:
+    """A CNN whose middle tensors ONNX shape inference cannot type or shape::
+
+        x -> conv -> act (com.microsoft Gelu: no schema in onnx) -> relu -> pool
+          -> flat (Reshape to [N, -1], the shape's length computed at run time) -> fc (MatMul)
+          -> softmax -> y
+
+    The Reshape's shape is ``Slice(Shape(pool), 0, 1 + sum(relu(-|x|)))``: always ``[N]`` plus
+    ``-1``, but inference cannot know its length, so not even the rank of ``flat`` and ``fc``.
+    ``op_domain`` other than com.microsoft gives an op ONNX Runtime cannot run either.
+    """
+    rng = np.random.default_rng(0)
+
+    def init(name: str, array: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(array, name)
+
+    inits = [
+        init("conv.weight", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+        init("fc.weight", rng.standard_normal((4, 5)).astype(np.float32)),
+        init("zero", np.array([0], np.int64)),
+        init("one", np.array([1], np.int64)),
+        init("minus_one", np.array([-1], np.int64)),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Conv", ["x", "conv.weight"], ["c"], name="conv", pads=[1] * 4),
+        node("Gelu", ["c"], ["g"], name="act", domain=op_domain),
+        node("Relu", ["g"], ["r"], name="relu"),
+        node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        node("Abs", ["x"], ["ax"], name="len/abs"),
+        node("Neg", ["ax"], ["nx"], name="len/neg"),
+        node("Relu", ["nx"], ["zx"], name="len/relu"),
+        node("ReduceSum", ["zx"], ["s"], name="len/sum", keepdims=0),
+        node("Cast", ["s"], ["si"], name="len/cast", to=TensorProto.INT64),
+        node("Unsqueeze", ["si", "zero"], ["s1"], name="len/unsqueeze"),
+        node("Add", ["s1", "one"], ["end"], name="len/end"),
+        node("Shape", ["p"], ["ps"], name="shape/of"),
+        node("Slice", ["ps", "zero", "end"], ["lead"], name="shape/lead"),
+        node("Concat", ["lead", "minus_one"], ["new_shape"], name="shape/new", axis=0),
+        node("Reshape", ["p", "new_shape"], ["flat"], name="flat"),
+        node("MatMul", ["flat", "fc.weight"], ["logits"], name="fc"),
+        node("Softmax", ["logits"], ["y"], name="softmax", axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "resistant",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims or ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(op_domain, 1)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
