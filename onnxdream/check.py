@@ -25,7 +25,7 @@ from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
 from onnxdream.shapes import input_dims
-from onnxdream.sizes import InputSizeError, input_failure, round_to_multiple
+from onnxdream.sizes import InputError, InputSizeError, input_failure, round_to_multiple
 
 _ONNX_TYPES = {v: k for k, v in {t: torch_dtype(t) for t in onnx.TensorProto.DataType.values()}.items() if v}
 
@@ -298,9 +298,7 @@ def check(
         # The default side does not suit the network's stride: take the nearest one that does.
         side = round_to_multiple(DEFAULT_SIDE, exc.multiple)
         ours, theirs, used = run(random_inputs(model, size=(side, side)), "the default input")
-    except MismatchError:
-        raise
-    except OnnxDreamError as exc:
+    except InputError as exc:
         if inputs is not None:
             raise
         raise OnnxDreamError(f"{exc}; give an input of the size the model needs (--input)") from None

@@ -41,7 +41,8 @@ def value_type(value: onnx.ValueInfoProto) -> TensorType | None:
         return TensorType(dtype, None)
     dims: list[Dim] = []
     for dim in tensor.shape.dim:
-        if dim.HasField("dim_value"):
+        # Some exporters write -1 for a dynamic dim; no tensor has a negative size.
+        if dim.HasField("dim_value") and dim.dim_value >= 0:
             dims.append(dim.dim_value)
         elif dim.HasField("dim_param"):
             dims.append(dim.dim_param)

@@ -77,7 +77,11 @@ def valid_sizes(
     return sorted(sizes, key=lambda s: (abs(s[0] * s[1] - height * width), s))
 
 
-class InputSizeError(OnnxDreamError):
+class InputError(OnnxDreamError):
+    """An input the model cannot run."""
+
+
+class InputSizeError(InputError):
     """An input whose height or width is not a multiple of the network's stride."""
 
     def __init__(self, message: str, multiple: int, sizes: list[tuple[int, int]]) -> None:
@@ -108,7 +112,7 @@ def input_failure(
     source: str,
     cause: BaseException,
     what: str = "the input",
-) -> OnnxDreamError:
+) -> InputError:
     """The error for an input the model cannot run, naming the sizes that would work.
 
     When the input is an image-like NCHW tensor and ONNX Runtime runs the model at sides that
@@ -126,7 +130,7 @@ def input_failure(
 
     reason = first_line(cause)
     if len(feeds) != 1:
-        return OnnxDreamError(f"{source}: cannot run {what}: {reason}")
+        return InputError(f"{source}: cannot run {what}: {reason}")
     ((name, array),) = feeds.items()
     shape = _shape(array.shape)
     declared = next((input_dims(v) for v in model.graph.input if v.name == name), None)
@@ -148,4 +152,4 @@ def input_failure(
                 multiple,
                 sizes,
             )
-    return OnnxDreamError(f"{source}: cannot run {what} (input {name!r} of shape {shape}): {reason}")
+    return InputError(f"{source}: cannot run {what} (input {name!r} of shape {shape}): {reason}")

@@ -21,6 +21,7 @@ from onnxdream.dream.image import to_pil
 from onnxdream.dream.octaves import pad_to_multiple
 from onnxdream.mirror import to_torch
 from onnxdream.preprocess import load_input
+from onnxdream.shapes import input_dims, value_type
 from onnxdream.sizes import (
     InputSizeError,
     nearest_multiples,
@@ -136,6 +137,20 @@ def test_default_input_moves_to_the_stride_a_deep_neck_needs(models):
 
 
 # --- dynamic batch written as -1, 0 or nothing ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "declared", "dims"),
+    [
+        ("minus-one", (None, 3, "H", "W"), (None, 3, None, None)),
+        ("zero", (0, 3, "H", "W"), (None, 3, None, None)),
+        ("missing", (None, 3, None, None), (None, 3, None, None)),
+    ],
+)
+def test_dynamic_dims_are_read_as_unknown(key, declared, dims):
+    value = fpn_model(DYNAMIC_BATCH[key]).graph.input[0]
+    assert value_type(value).shape == declared
+    assert input_dims(value) == dims
 
 
 @pytest.mark.parametrize("key", DYNAMIC_BATCH)
