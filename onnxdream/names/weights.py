@@ -5,12 +5,12 @@
 the dynamo exporter's fused BatchNorm ``_blocks.3._depthwise_conv.weight`` +
 ``_blocks.3._depthwise_conv.weight_bias`` -> ``_blocks.3._depthwise_conv``.
 
-A parameter is a floating-point initializer, or ``Constant`` node output (paddle2onnx keeps
-weights there: ``conv2d_53.w_0`` -> ``conv2d_53``, ``conv1_weights`` -> ``conv1``), with more
+A parameter is a floating-point initializer or ``Constant`` node output (paddle2onnx keeps
+weights there: ``conv2d_53.w_0`` -> ``conv2d_53``, ``conv1_weights`` -> ``conv1``) with more
 than one element and a name a person gave (``onnx::Conv_909`` is not one), read directly or
-through constant-only nodes (the ``Unsqueeze`` of a scale in Caffe2 models). Layers (Conv, Gemm, BatchNormalization, ...) take
-the stem itself; any other node with parameters (a ``Mul`` by a scale, an ``Add`` of a bias)
-is a helper of that layer and gets ``<stem>/<OpType>``.
+through constant-only nodes (the ``Unsqueeze`` of a scale in Caffe2 models). Layers (Conv,
+Gemm, BatchNormalization, ...) take the stem itself; any other node with parameters (a ``Mul``
+by a scale, an ``Add`` of a bias) is a helper of that layer and gets ``<stem>/<OpType>``.
 """
 
 from __future__ import annotations
