@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from onnxdream.graph import GraphIndex
 from onnxdream.names.apply import rename
 from onnxdream.names.lost import is_generated
 from onnxdream.runtime import make_session
@@ -74,6 +75,9 @@ def test_counters_become_layer_names_from_constant_weights_and_real_names_stay()
     for old in ("n4_2", "node_GlobalAveragePool_877", "Flatten:3"):
         new, origin = names[old]
         assert origin == "structure" and not is_generated(new), (old, new)
+
+    # No counter is left to gather unrelated nodes into a scope ('p2o.Conv' at depth 2).
+    assert not [scope for scope in GraphIndex(result.model.graph).scopes if scope.startswith("p2o")]
 
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
     before = make_session(model, device="cpu").run({"x": x})["y"]
