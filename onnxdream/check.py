@@ -20,12 +20,13 @@ import onnx
 import torch
 
 from onnxdream.compare import ATOL, RTOL, compare
-from onnxdream.errors import OnnxDreamError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
-from onnxdream.shapes import value_type
+from onnxdream.shapes import input_dims
+from onnxdream.sizes import InputError, InputSizeError, input_failure, round_to_multiple
 
 _ONNX_TYPES = {v: k for k, v in {t: torch_dtype(t) for t in onnx.TensorProto.DataType.values()}.items() if v}
 
@@ -76,18 +77,33 @@ class CheckResult:
         }
 
 
-def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs of the model's declared shapes (unknown dims: 1 for the batch, 224 for image sides)."""
+DEFAULT_SIDE = 224
+"""Height and width of the default input where the model leaves them free."""
+
+
+def random_inputs(
+    model: onnx.ModelProto, seed: int = 0, size: tuple[int, int] = (DEFAULT_SIDE, DEFAULT_SIDE)
+) -> dict[str, np.ndarray]:
+    """Seeded inputs of the model's declared shapes.
+
+    Dims the model leaves free (symbolic, missing, ``-1`` or ``0``) are 1 for the batch, 3 for
+    the channels and ``size`` for the sides of an NCHW input, 1 elsewhere; declared dims are
+    used as they are (a recogniser of height 48 gets height 48).
+
+    Raises:
+        OnnxDreamError: an input declares no shape (its rank is unknown).
+    """
     index = GraphIndex(model.graph)
     rng = np.random.default_rng(seed)
     feeds = {}
     for vi in model.graph.input:
         if vi.name not in index.graph_inputs:
             continue
-        dims = value_type(vi).shape or ()
-        shape = [
-            d if isinstance(d, int) else (224 if len(dims) == 4 and i >= 2 else 1) for i, d in enumerate(dims)
-        ]
+        dims = input_dims(vi)
+        if dims is None:
+            raise OnnxDreamError(f"input {vi.name!r} declares no shape; give an input file (--input)")
+        free = (1, 3, *size) if len(dims) == 4 else (1,) * len(dims)
+        shape = [d if d is not None else free[i] for i, d in enumerate(dims)]
         dtype = torch_dtype(vi.type.tensor_type.elem_type) or torch.float32
         if dtype.is_floating_point:
             array = rng.standard_normal(shape).astype(np.float32)
@@ -139,6 +155,60 @@ def _with_outputs(model: onnx.ModelProto, tensors: Mapping[str, torch.dtype]) ->
     return copy
 
 
+class _Run:
+    """Runs the mirror and ONNX Runtime on one input; a failure says what is wrong with the input."""
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        mirror: Mirror,
+        tensors: list[str],
+        device: str,
+        ort_opt: str,
+        source: str,
+    ) -> None:
+        self.model, self.mirror, self.tensors = model, mirror, tensors
+        self.device, self.ort_opt, self.source = device, ort_opt, source
+        self.torch_device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
+        mirror.to(self.torch_device)
+
+    def __call__(
+        self, feeds: Mapping[str, np.ndarray], what: str
+    ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray], str]:
+        """Mirror tensors, ONNX Runtime tensors and the device ONNX Runtime ran on."""
+        from onnxdream.runtime import make_session
+
+        torch_feeds = {
+            k: torch.from_numpy(np.ascontiguousarray(v)).to(self.torch_device) for k, v in feeds.items()
+        }
+        try:
+            with torch.no_grad():
+                ours = self.mirror.tensors(torch_feeds, names=self.tensors)
+        except OnnxDreamError:
+            raise
+        except Exception as exc:  # torch raises many types for a shape the graph cannot take
+            raise self._mirror_failure(dict(feeds), exc, what) from None
+        exposed = _with_outputs(self.model, {t: ours[t].dtype for t in self.tensors})
+        session = make_session(exposed, device=self.device, optimization=self.ort_opt)
+        try:
+            theirs = session.run(feeds, self.tensors, quiet=True)
+        except Exception as exc:  # ORT raises several unrelated types for bad feeds
+            raise input_failure(self.model, dict(feeds), self.source, exc, what) from None
+        return ours, theirs, session.device
+
+    def _mirror_failure(self, feeds: dict[str, np.ndarray], exc: Exception, what: str) -> OnnxDreamError:
+        """Bad input when ONNX Runtime cannot run it either, else a fault of the mirror."""
+        from onnxdream.runtime import make_session
+
+        try:
+            make_session(self.model, device="cpu").run(feeds, quiet=True)
+        except Exception as ort_exc:  # ORT raises several unrelated types for bad feeds
+            return input_failure(self.model, feeds, self.source, ort_exc, what)
+        return MismatchError(
+            f"{self.source}: the mirror fails on {what} where ONNX Runtime runs it: {first_line(exc)}"
+        )
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -154,13 +224,20 @@ def check(
     device: str = "auto",
     ort_opt: str = "none",
     source: str | None = None,
+    input_source: str = "the input",
 ) -> CheckResult:
     """Compare the mirror with ONNX Runtime on ``inputs`` (default: seeded random).
 
+    The default input takes the model's declared dims; where the network needs sides that are
+    multiples of its stride, the free sides are the multiple nearest to 224.
+
     Raises:
+        InputSizeError: ``inputs`` has a height or width the network's stride does not allow
+            (exit code 2; the message gives the nearest sizes that work).
+        MismatchError: the mirror cannot run an input that ONNX Runtime runs (exit code 1).
         OnnxDreamError: bad model, layer, pattern, input or device (exit code 2).
     """
-    from onnxdream.runtime import make_session, resolve_device
+    from onnxdream.runtime import resolve_device
 
     if ort_opt not in ("all", "none"):
         raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose 'all' or 'none'")
@@ -173,20 +250,21 @@ def check(
     if problems:
         return CheckResult(device=resolved, unsupported=problems)
 
-    mirror = Mirror(model, source)
-    torch_device = "cuda" if resolved == "cuda" and torch.cuda.is_available() else "cpu"
-    mirror.to(torch_device)
-    torch_feeds = {k: torch.from_numpy(np.ascontiguousarray(v)).to(torch_device) for k, v in feeds.items()}
     tensors = list(dict.fromkeys(t for _, t in pairs))
-    with torch.no_grad():
-        ours = mirror.tensors(torch_feeds, names=tensors)
-    exposed = _with_outputs(model, {t: ours[t].dtype for t in tensors})
-    session = make_session(exposed, device=resolved, optimization=ort_opt)
+    run = _Run(model, Mirror(model, source), tensors, resolved, ort_opt, source)
     try:
-        theirs = session.run(feeds, tensors)
-    except Exception as exc:  # ORT raises several unrelated types for bad feeds
-        raise OnnxDreamError(f"{source}: ONNX Runtime cannot run this input: {first_line(exc)}") from None
-    result = CheckResult(device=session.device)
+        ours, theirs, used = run(feeds, input_source if inputs is not None else "the default input")
+    except InputSizeError as exc:
+        if inputs is not None:
+            raise
+        # The default side does not suit the network's stride: take the nearest one that does.
+        side = round_to_multiple(DEFAULT_SIDE, exc.multiple)
+        ours, theirs, used = run(random_inputs(model, size=(side, side)), "the default input")
+    except InputError as exc:
+        if inputs is not None:
+            raise
+        raise OnnxDreamError(f"{exc}; give an input of the size the model needs (--input)") from None
+    result = CheckResult(device=used)
     for name, tensor in pairs:
         actual = ours[tensor].detach().cpu()
         actual_np = (actual.float() if actual.dtype == torch.bfloat16 else actual).numpy()

@@ -14,16 +14,19 @@ import onnx
 from onnx import helper
 
 from onnxdream.errors import OnnxDreamError
-from onnxdream.shapes import value_type
+from onnxdream.shapes import input_dims
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The one data input of a model: name, element type and dims (``None`` where not fixed)."""
+    """The one data input of a model: name, element type and dims (``None`` where not fixed).
+
+    ``dims`` is ``None`` when the model does not declare the input's rank.
+    """
 
     name: str
     dtype: np.dtype
-    dims: tuple[int | None, ...]
+    dims: tuple[int | None, ...] | None
 
 
 def input_spec(model: onnx.ModelProto) -> InputSpec:
@@ -38,13 +41,18 @@ def input_spec(model: onnx.ModelProto) -> InputSpec:
         names = ", ".join(repr(i.name) for i in inputs) or "none"
         raise OnnxDreamError(f"the model needs exactly one data input to run on a file (it has {names})")
     value = inputs[0]
-    dims = tuple(d if isinstance(d, int) else None for d in value_type(value).shape or ())
+    dims = input_dims(value)
     dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
     return InputSpec(value.name, dtype, dims)
 
 
-def load_image(path: str | Path, size: tuple[int, int] | None, model: onnx.ModelProto) -> np.ndarray:
+def load_image(
+    path: str | Path, size: tuple[int | None, int | None] | None, model: onnx.ModelProto
+) -> np.ndarray:
     """Read an image as the model's 1x3xHxW float32 input, resized to ``size`` (H, W) if given.
+
+    A side of ``size`` that is ``None`` follows the other one, keeping the aspect ratio (a text
+    recogniser of height 48 takes a line image at height 48 and its proportional width).
 
     Decoding (EXIF, alpha, 16-bit, palette) and normalisation are the ones ``dream`` uses.
 
@@ -58,13 +66,23 @@ def load_image(path: str | Path, size: tuple[int, int] | None, model: onnx.Model
     from onnxdream.dream.preprocess import preprocess_for
 
     rgb = read_rgb(path)
-    if size is not None:
-        rgb = resize_array(rgb, size)
+    if size is not None and size != (None, None):
+        height, width = rgb.shape[:2]
+        fixed_h, fixed_w = size
+        rgb = resize_array(
+            rgb,
+            (
+                fixed_h or max(1, round(height * fixed_w / width)),
+                fixed_w or max(1, round(width * fixed_h / height)),
+            ),
+        )
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
     return preprocess_for(model).to_model(pixels).numpy().astype(np.float32)
 
 
 def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
+    if spec.dims is None:
+        return np.ascontiguousarray(array, dtype=spec.dtype)
     if array.ndim == len(spec.dims) - 1:
         array = array[None]
     fixed = all(d is None or d == a for a, d in zip(array.shape, spec.dims, strict=False))
@@ -78,7 +96,7 @@ def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
 
 
 def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Feeds for ``model`` from a ``.npy`` file or an image (resized to fixed H and W).
+    """Feeds for ``model`` from a ``.npy`` file or an image (resized to the fixed H and/or W).
 
     Raises:
         OnnxDreamError: unreadable file, or an array that does not fit the input.
@@ -93,8 +111,7 @@ def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray
         except (OSError, ValueError) as exc:
             raise OnnxDreamError(f"{path}: cannot read array ({exc})") from None
         return {spec.name: _fit(array, spec, path)}
-    if len(spec.dims) != 4:
-        raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(spec.dims)}")
-    height, width = spec.dims[2], spec.dims[3]
-    size = (height, width) if height is not None and width is not None else None
-    return {spec.name: _fit(load_image(path, size, model), spec, path)}
+    dims = spec.dims if spec.dims is not None else (None,) * 4
+    if len(dims) != 4:
+        raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(dims)}")
+    return {spec.name: _fit(load_image(path, (dims[2], dims[3]), model), spec, path)}

@@ -118,11 +118,18 @@ class Session:
         return [o.name for o in self.session.get_outputs()]
 
     def run(
-        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, quiet: bool = False
     ) -> dict[str, np.ndarray]:
-        """Run the model; returns ``{output name: array}``."""
+        """Run the model; returns ``{output name: array}``.
+
+        ``quiet``: a failure raises without ONNX Runtime also logging it (for callers that
+        report it themselves, or expect it while probing).
+        """
         names = list(outputs) if outputs is not None else self.output_names
-        return dict(zip(names, self.session.run(names, dict(feeds)), strict=True))
+        options = ort.RunOptions()
+        if quiet:
+            options.log_severity_level = 4
+        return dict(zip(names, self.session.run(names, dict(feeds), options), strict=True))
 
 
 _cache: dict[tuple[str, str, str, bool], Session] = {}
@@ -156,6 +163,27 @@ def _model_key(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[str, by
     return f"{path}:{path.stat().st_mtime_ns}", str(path)
 
 
+def _zero_dims_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model``, or a copy whose graph inputs declared with a dim of 0 have it symbolic.
+
+    Some exporters write 0 for a dynamic batch; ONNX Runtime takes it literally (and -1 as
+    dynamic), so no real input would fit.
+    """
+    zero = [
+        (k, j)
+        for k, value in enumerate(model.graph.input)
+        for j, dim in enumerate(value.type.tensor_type.shape.dim)
+        if dim.HasField("dim_value") and dim.dim_value == 0
+    ]
+    if not zero:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for k, j in zero:
+        copy.graph.input[k].type.tensor_type.shape.dim[j].dim_param = f"{copy.graph.input[k].name}_dim{j}"
+    return copy
+
+
 def make_session(
     model: onnx.ModelProto | str | os.PathLike[str],
     device: str = "auto",
@@ -175,6 +203,8 @@ def make_session(
             f"unknown optimisation level {optimization!r}; choose one of {', '.join(OPTIMIZATIONS)}"
         )
     resolved = resolve_device(device)
+    if isinstance(model, onnx.ModelProto):
+        model = _zero_dims_dynamic(model)
     key, source = _model_key(model)
     cache_key = (key, resolved, optimization, spinning)
     if cache_key not in _cache:

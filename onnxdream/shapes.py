@@ -41,13 +41,27 @@ def value_type(value: onnx.ValueInfoProto) -> TensorType | None:
         return TensorType(dtype, None)
     dims: list[Dim] = []
     for dim in tensor.shape.dim:
-        if dim.HasField("dim_value"):
+        # Some exporters write -1 for a dynamic dim; no tensor has a negative size.
+        if dim.HasField("dim_value") and dim.dim_value >= 0:
             dims.append(dim.dim_value)
         elif dim.HasField("dim_param"):
             dims.append(dim.dim_param)
         else:
             dims.append(None)
     return TensorType(dtype, tuple(dims))
+
+
+def input_dims(value: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:
+    """A graph input's declared dims, ``None`` for each one that is not fixed.
+
+    Exporters mark a dynamic dimension in several ways: a symbol (``N``), no value at all, or
+    a value of ``-1`` or ``0`` (no real input has a side of 0). All of them are ``None`` here.
+    Returns ``None`` when the input declares no shape (unknown rank).
+    """
+    found = value_type(value)
+    if found is None or found.shape is None:
+        return None
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in found.shape)
 
 
 _FOLD_LIMIT = 65536

@@ -7,15 +7,16 @@ so nothing but the graph outputs and the model's ``onnxdream.exposed`` entry cha
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
-from onnxdream.errors import OnnxDreamError, UnknownLayerError, suggest
+from onnxdream.errors import OnnxDreamError, UnknownLayerError, first_line, suggest
 from onnxdream.graph import GraphIndex, Layer
 from onnxdream.metadata import EXPOSED_KEY, get_json, set_json
-from onnxdream.shapes import infer_model
+from onnxdream.shapes import infer_model, input_dims
 
 
 @dataclass
@@ -116,6 +117,62 @@ def _typed(info: onnx.ValueInfoProto | None) -> bool:
     return info is not None and info.type.WhichOneof("value") is not None
 
 
+def _complete(info: onnx.ValueInfoProto | None) -> bool:
+    """Whether ``info`` is a type the checker accepts on a graph output (a tensor needs a shape)."""
+    if not _typed(info):
+        return False
+    assert info is not None
+    if info.type.WhichOneof("value") != "tensor_type":
+        return True
+    tensor = info.type.tensor_type
+    return bool(tensor.elem_type) and tensor.HasField("shape")
+
+
+def _observed_types(
+    model: onnx.ModelProto,
+    index: GraphIndex,
+    tensors: Sequence[str],
+    feeds: Mapping[str, np.ndarray] | None,
+) -> dict[str, onnx.ValueInfoProto]:
+    """Types of ``tensors`` from one ONNX Runtime run, for what shape inference cannot type.
+
+    The run's dims are written only when every input of the model is fixed (they are then the
+    dims of every run); otherwise only the rank is (each dim unknown), which is all a run at one
+    input size can say.
+
+    Raises:
+        OnnxDreamError: ONNX Runtime cannot run the model on ``feeds`` (default: seeded random
+            inputs of the declared shapes).
+    """
+    from onnxdream.check import random_inputs
+    from onnxdream.runtime import make_session
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for tensor in tensors:
+        probe.graph.output.add().name = tensor
+    run_feeds = dict(feeds) if feeds is not None else random_inputs(model)
+    try:
+        values = make_session(probe, device="cpu", optimization="none").run(run_feeds, tensors, quiet=True)
+    except Exception as exc:  # ORT raises several unrelated types for models and feeds it rejects
+        node = index.nodes[index.producer[tensors[0]]]
+        what = "the input" if feeds is not None else "the default input"
+        raise OnnxDreamError(
+            f"{index.source}: shape inference gives no shape for tensor {tensors[0]!r} (output of "
+            f"{node.op_type} node {node.name!r}) and ONNX Runtime cannot run {what} to find it: "
+            f"{first_line(exc)}"
+        ) from None
+    inputs = [v for v in model.graph.input if v.name in index.graph_inputs]
+    static = all((dims := input_dims(v)) is not None and None not in dims for v in inputs)
+    observed = {}
+    for tensor in tensors:
+        value = np.asarray(values[tensor])
+        dims: list[int | None] = list(value.shape) if static else [None] * value.ndim
+        elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+        observed[tensor] = onnx.helper.make_tensor_value_info(tensor, elem, dims)
+    return observed
+
+
 def expose(
     model: onnx.ModelProto,
     layers: Iterable[str] = (),
@@ -125,6 +182,7 @@ def expose(
     exclude: Iterable[str] = (),
     all: bool = False,
     source: str = "<model>",
+    feeds: Mapping[str, np.ndarray] | None = None,
 ) -> ExposeResult:
     """Add the activations of named layers to the graph outputs.
 
@@ -138,15 +196,19 @@ def expose(
         all: expose every node's activations (outputs something uses), skipping constants;
             nodes without a unique name are keyed by their output tensor.
         source: how to name the model in error messages (usually its path).
+        feeds: an input to run when shape inference cannot give a new output's type or shape
+            (an op it cannot follow, a Reshape to a shape computed at run time); by default,
+            seeded random inputs of the declared shapes.
 
     Returns:
         The new model and the mapping layer -> output tensors. Original outputs stay first and
-        unchanged; new outputs follow in request order with dtype/shape from shape inference.
+        unchanged; new outputs follow in request order with dtype/shape from shape inference,
+        else dtype and rank from an ONNX Runtime run, so every output passes ``onnx.checker``.
 
     Raises:
         UnknownLayerError: a layer name or glob matches nothing (with suggestions).
-        OnnxDreamError: nothing to expose, an unknown op type, or a tensor whose type cannot
-            be inferred.
+        OnnxDreamError: nothing to expose, an unknown op type, or a tensor that neither shape
+            inference nor a run can type.
     """
     index = GraphIndex(model.graph, source)
     selected = _select(index, list(layers), list(match), list(op_types), list(exclude), all)
@@ -160,17 +222,14 @@ def expose(
 
     types = _inferred_types(model) if added else {}
     declared = {v.name: v for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    infos = {t: types[t] if _complete(types.get(t)) else declared.get(t) for t in added}
+    unknown = [t for t, info in infos.items() if not _complete(info)]
+    if unknown:
+        infos.update(_observed_types(model, index, unknown, feeds))
     new_outputs: list[onnx.ValueInfoProto] = []
     for tensor in added:
-        info = types.get(tensor) if _typed(types.get(tensor)) else declared.get(tensor)
-        if not _typed(info):
-            node = index.nodes[index.producer[tensor]]
-            raise OnnxDreamError(
-                f"{source}: cannot infer the type of tensor {tensor!r} "
-                f"(output of {node.op_type} node {node.name!r})"
-            )
         output = onnx.ValueInfoProto()
-        output.CopyFrom(info)
+        output.CopyFrom(infos[tensor])
         new_outputs.append(output)
 
     result = onnx.ModelProto()

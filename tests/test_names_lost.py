@@ -23,6 +23,13 @@ GENERATED = [
     "Conv_0",
     "Relu_12",
     "Conv",
+    "Conv@0",
+    "MatMul@3",
+    "p2o.Conv.12",
+    "p2o.Mul.7",
+    "Transpose__7",
+    "Gather:0",
+    "Relu_1_2",
     "getitem_3",
     "hardtanh_1",
     "_native_batch_norm_legit_no_training_4",
@@ -38,6 +45,13 @@ MEANINGFUL = [
     "fire9/Concat",
     "gpu_0/res2_0_branch1_bn",
     "features",
+    # Look like an op type plus a number, but carry a word a person chose (see is_generated).
+    "Conv2d_3x3",
+    "Conv2d_1a_3x3",
+    "Mixed_5b",
+    "Block_1",
+    "head.Conv.1",
+    "layer3.0.conv1",
 ]
 
 

@@ -23,6 +23,13 @@ from onnxdream.names.weights import names_from_weights, parameter_stem, stem_of
         ("conv1/7x7_s2_b_0", "conv1/7x7_s2"),
         ("fc6_w_0", "fc6"),
         ("gpu_0/conv3_0_w_0", "gpu_0/conv3_0"),
+        # paddle2onnx: '<layer>.w_<k>' / '.b_<k>' and PaddleOCR's '<layer>_weights', '_bn_offset'
+        ("conv2d_53.w_0", "conv2d_53"),
+        ("conv2d_53.b_0", "conv2d_53"),
+        ("batch_norm_3.w_2", "batch_norm_3"),
+        ("conv1_weights", "conv1"),
+        ("conv1_bn_offset", "conv1_bn"),
+        ("conv1_bn_variance", "conv1_bn"),
     ],
 )
 def test_parameter_stem(parameter: str, stem: str) -> None:

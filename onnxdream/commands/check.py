@@ -94,6 +94,7 @@ def check_command(
         device=device,
         ort_opt=ort_opt,
         source=str(model),
+        input_source=str(input_file),
     )
     if json_output:
         print_json(result.to_json())

@@ -83,7 +83,8 @@ def expose_layers(
 ) -> None:
     """Expose layers as extra graph outputs, addressed by layer name.
 
-    Original outputs stay first and unchanged; new outputs get dtype and shape from shape inference.
+    Original outputs stay first and unchanged; new outputs get dtype and shape from shape inference
+    (where it gives none: dtype and rank from one ONNX Runtime run, on the --run input if given).
     Model metadata [bold]onnxdream.exposed[/] maps each layer to its output tensors.
     A scope exposes its boundary outputs; weights kept in external data stay external (OUT.onnx.data).
 
@@ -105,6 +106,7 @@ def expose_layers(
       onnxdream expose-layers m.onnx out.onnx -l _blocks.8 --run photo.jpg --save acts.npz
     """
     from onnxdream import io
+    from onnxdream.preprocess import load_input
     from onnxdream.surgery import expose
 
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
@@ -112,6 +114,7 @@ def expose_layers(
     io.refuse_overwrite(output, input_path, in_place)
     external = io.uses_external_data(input_path)
     model = io.load_model(input_path)
+    feeds = load_input(run, model) if run is not None else None
     result = expose(
         model,
         layer or (),
@@ -120,10 +123,11 @@ def expose_layers(
         exclude=exclude or (),
         all=all_,
         source=str(input_path),
+        feeds=feeds,
     )
     values: dict[str, np.ndarray] = {}
-    if run is not None:
-        values = _run(result.model, run, device, ort_opt, result.exposed)
+    if run is not None and feeds is not None:
+        values = _run(result.model, input_path, run, feeds, device, ort_opt, result.exposed)
     io.save_model(result.model, output, external_data=True if external else None)
     if save is not None and run is not None:
         _save_npz(save, result.exposed, values)
@@ -135,15 +139,23 @@ def expose_layers(
 
 
 def _run(
-    model: onnx.ModelProto, run: Path, device: str, ort_opt: str, exposed: dict[str, tuple[str, ...]]
+    model: onnx.ModelProto,
+    source: Path,
+    run: Path,
+    feeds: dict[str, np.ndarray],
+    device: str,
+    ort_opt: str,
+    exposed: dict[str, tuple[str, ...]],
 ) -> dict[str, np.ndarray]:
-    from onnxdream.preprocess import load_input
     from onnxdream.runtime import make_session
+    from onnxdream.sizes import input_failure
 
-    feeds = load_input(run, model)
     session = make_session(model, device, ort_opt)
     tensors = list(dict.fromkeys(t for ts in exposed.values() for t in ts))
-    values = session.run(feeds, tensors)
+    try:
+        values = session.run(feeds, tensors, quiet=True)
+    except Exception as exc:  # ORT raises several unrelated types for bad feeds
+        raise input_failure(model, feeds, str(source), exc, str(run)) from None
     err_console.print(f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False)
     return values
 
@@ -165,7 +177,7 @@ def _report(result: ExposeResult, values: dict[str, np.ndarray], as_json: bool) 
                 "layer": name,
                 "tensor": tensor,
                 "dtype": declared.dtype,
-                "shape": list(declared.shape or ()),
+                "shape": None if declared.shape is None else list(declared.shape),
                 "added": tensor in result.added,
             }
             if tensor in values and values[tensor].size and values[tensor].dtype.kind in "fiu":
@@ -177,7 +189,8 @@ def _report(result: ExposeResult, values: dict[str, np.ndarray], as_json: bool) 
         return
     table = Table("layer", "output tensor", "dtype", "shape", *(("range",) if values else ()))
     for row in rows:
-        shape = "(" + ", ".join("?" if d is None else str(d) for d in row["shape"]) + ")"
+        dims = row["shape"]
+        shape = "(?)" if dims is None else "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
         extra = [f"[{row['min']:.4g}, {row['max']:.4g}]"] if "min" in row else ([""] if values else [])
         table.add_row(row["layer"], row["tensor"], row["dtype"], shape, *extra)
     out_console.print(table)

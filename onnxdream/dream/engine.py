@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from onnxdream.dream.activations import ActivationModel
+from onnxdream.dream.activations import Activation, ActivationModel
 from onnxdream.dream.checks import CheckSummary, ForwardChecker
 from onnxdream.dream.image import fit_size, resize_array, to_pil
 from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective, guide_features
-from onnxdream.dream.octaves import minimum_size, octave_sizes, resize
+from onnxdream.dream.octaves import minimum_size, octave_sizes, pad_to_multiple, resize
 from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
 from onnxdream.dream.param import ImageParam, check_param
 from onnxdream.dream.preprocess import Preprocess
@@ -24,6 +24,7 @@ from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import Gradient, compute_gradient, objective_value
 from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import MismatchError, OnnxDreamError
+from onnxdream.sizes import required_multiple
 
 GUIDE_SIZE = 512
 """A guide image is shrunk so its longer side is at most this many pixels."""
@@ -128,19 +129,42 @@ class Dreamer:
         self.checker_factory = checker_factory
         self._checkers: dict[tuple[str, ...], ForwardChecker] = {}
         self._minimum: dict[tuple[str, ...], int] = {}
+        self._multiple: dict[tuple[str, ...], int] = {}
 
     def layer_names(self) -> list[str]:
         return self.net.layer_names()
+
+    def _forward(self, pixels: torch.Tensor, layers: list[str]) -> tuple[dict[str, Activation], torch.Tensor]:
+        """Activations of ``layers`` and the model input, padded to the sides the network takes."""
+        model_input = self.preprocess.to_model(pad_to_multiple(pixels, self.multiple(layers)))
+        return self.net(model_input, layers), model_input
 
     def _evaluate(self, objective: Objective) -> Callable:
         layers = objective.layers
 
         def evaluate(pixels: torch.Tensor):
-            model_input = self.preprocess.to_model(pixels)
-            acts = self.net(model_input, layers)
+            acts, model_input = self._forward(pixels, layers)
             return objective(acts), acts, model_input
 
         return evaluate
+
+    def multiple(self, layers: Sequence[str]) -> int:
+        """What the image sides must be a multiple of for the graph up to ``layers`` (probed once).
+
+        FPN/PAN necks concatenate upsampled deep features with skips, so they only run at sides
+        divisible by the total stride; the image is padded to such sides for every forward pass
+        (1 when the network takes any size, or when probing cannot tell).
+        """
+        key = tuple(layers)
+        if key not in self._multiple:
+
+            @torch.no_grad()
+            def probe(height: int, width: int) -> None:
+                x = torch.zeros(1, 3, height, width, device=self.device)
+                self.net(self.preprocess.to_model(x), list(layers))
+
+            self._multiple[key] = required_multiple(probe) or 1
+        return self._multiple[key]
 
     def minimum_size(self, layers: Sequence[str]) -> int:
         """Smallest square side the target layers can dream at (probed once per layer set)."""
@@ -149,8 +173,7 @@ class Dreamer:
 
             @torch.no_grad()
             def probe(side: int) -> list[tuple[int, ...]]:
-                x = torch.zeros(1, 3, side, side, device=self.device)
-                acts = self.net(self.preprocess.to_model(x), list(layers))
+                acts, _ = self._forward(torch.zeros(1, 3, side, side, device=self.device), list(layers))
                 return [tuple(t.shape) for v in acts.values() for t in ([v] if torch.is_tensor(v) else v)]
 
             self._minimum[key] = minimum_size(probe)
@@ -174,7 +197,7 @@ class Dreamer:
             )
         pixels = _to_tensor(guide, self.device)
         with torch.no_grad():
-            acts = self.net(self.preprocess.to_model(pixels), objective.layers)
+            acts, _ = self._forward(pixels, objective.layers)
             return {key: guide_features(value) for key, value in objective.select(acts).items()}
 
     def run(

@@ -1,4 +1,5 @@
-"""The octave pyramid: image sizes from small to full, and the smallest size a model can dream at."""
+"""The octave pyramid: image sizes from small to full, the smallest size a model can dream at, and
+padding to the multiple a strided network needs."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=size[0] < x.shape[-2])
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad an NCHW tensor at the bottom and right so both sides are multiples of ``multiple``.
+
+    Mirror padding (edge padding where the image is too small to mirror) keeps the border
+    natural for the network; the gradient of the padding flows back into the pixels it copies.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def minimum_size(

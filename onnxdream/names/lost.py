@@ -39,6 +39,14 @@ _FX_NAMES = frozenset(
 _FX_NAME = re.compile(r"(?P<base>[a-z_][a-z0-9_]*?)(?:_\d+)?")
 
 
+# An op type with a running number, optionally after a short exporter prefix: 'Conv_0',
+# 'Conv@0', 'MatMul@3', 'p2o.Conv.12', 'Transpose__7'. The prefix is 1-3 letters/digits (an
+# exporter tag, not a module path: "head.Conv.1" has a word of its own and is kept).
+_COUNTER = re.compile(
+    r"(?:(?P<prefix>[A-Za-z][A-Za-z0-9]{0,2})[_.@:])?(?P<op>[A-Z][A-Za-z0-9]*)(?P<number>(?:[_.@:]+\d+)*)"
+)
+
+
 @functools.cache
 def onnx_op_types() -> frozenset[str]:
     """Every op type the installed onnx defines (any domain)."""
@@ -49,16 +57,22 @@ def is_generated(name: str, op_type: str | None = None) -> bool:
     """Whether ``name`` (a node or tensor name) was made up by a tool rather than given by a person.
 
     Generated: empty names, bare numbers, counters (``n17``, ``n4_2``, ``r12``, ``val_7``),
-    ``node_*`` and ``onnx::*`` names, ``<OpType>`` or ``<OpType>_<k>`` (``Conv_0``; ``op_type``
-    extends the known op types with a custom one) and torch.fx value names (``getitem_3``).
+    ``node_*`` and ``onnx::*`` names, torch.fx value names (``getitem_3``), and an op type
+    alone or with a running number, any of ``_ . @ :`` between the parts, optionally after an
+    exporter tag of at most 3 letters/digits: ``Conv``, ``Conv_0``, ``Conv@0``, ``MatMul@3``,
+    ``p2o.Conv.12``. The op type is any ONNX op (case-sensitive) or ``op_type`` (a custom op).
+    A longer first part is a word a person chose (``head.Conv.1``), and ``Conv2d_3x3`` or
+    ``conv1`` name no ONNX op, so those are kept.
     """
     if not name:
         return True
     if _GENERATED.fullmatch(name):
         return True
-    match = re.fullmatch(r"([A-Z][A-Za-z0-9]*)(?:_\d+)?", name)
-    if match and (match.group(1) == op_type or match.group(1) in onnx_op_types()):
-        return True
+    match = _COUNTER.fullmatch(name)
+    if match and (match.group("number") or not match.group("prefix")):
+        op = match.group("op")
+        if op == op_type or op in onnx_op_types():
+            return True
     fx = _FX_NAME.fullmatch(name)
     return bool(fx and fx.group("base") in _FX_NAMES)
 

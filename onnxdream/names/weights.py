@@ -5,11 +5,12 @@
 the dynamo exporter's fused BatchNorm ``_blocks.3._depthwise_conv.weight`` +
 ``_blocks.3._depthwise_conv.weight_bias`` -> ``_blocks.3._depthwise_conv``.
 
-A parameter is a floating-point initializer with more than one element and a name a person
-gave (``onnx::Conv_909`` is not one), read directly or through constant-only nodes (the
-``Unsqueeze`` of a scale in Caffe2 models). Layers (Conv, Gemm, BatchNormalization, ...) take
-the stem itself; any other node with parameters (a ``Mul`` by a scale, an ``Add`` of a bias)
-is a helper of that layer and gets ``<stem>/<OpType>``.
+A parameter is a floating-point initializer or ``Constant`` node output (paddle2onnx keeps
+weights there: ``conv2d_53.w_0`` -> ``conv2d_53``, ``conv1_weights`` -> ``conv1``) with more
+than one element and a name a person gave (``onnx::Conv_909`` is not one), read directly or
+through constant-only nodes (the ``Unsqueeze`` of a scale in Caffe2 models). Layers (Conv,
+Gemm, BatchNormalization, ...) take the stem itself; any other node with parameters (a ``Mul``
+by a scale, an ``Add`` of a bias) is a helper of that layer and gets ``<stem>/<OpType>``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ _FLOAT_TYPES = frozenset(
 # Caffe/Caffe2 parameter roles, after the trailing instance number ('_0') is gone.
 _ROLE = re.compile(
     r"(.+?)_(?:w|b|s|rm|riv|scale|bias|mean|var|weight|weights|gamma|beta|kernel"
-    r"|running_mean|running_var|moving_mean|moving_variance)"
+    r"|offset|variance|running_mean|running_var|moving_mean|moving_variance)"
 )
 
 
@@ -76,17 +77,29 @@ def parameter_stem(name: str) -> str:
     return match.group(1) if match else stem
 
 
-def _is_parameter(tensor: onnx.TensorProto) -> bool:
-    return tensor.data_type in _FLOAT_TYPES and math.prod(tensor.dims) > 1 and not is_generated(tensor.name)
+def _is_parameter(tensor: onnx.TensorProto, name: str) -> bool:
+    return tensor.data_type in _FLOAT_TYPES and math.prod(tensor.dims) > 1 and not is_generated(name)
+
+
+def _constant_value(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor a ``Constant`` node holds in its ``value`` attribute (``None`` otherwise)."""
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+        return None
+    return next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
 
 
 def _parameters_by_tensor(index: GraphIndex) -> dict[str, tuple[str, ...]]:
     """Parameter names behind each constant tensor, following constant-only nodes back."""
     behind: dict[str, tuple[str, ...]] = {
-        t.name: (t.name,) for t in index.graph.initializer if _is_parameter(t)
+        t.name: (t.name,) for t in index.graph.initializer if _is_parameter(t, t.name)
     }
     for i in index.order:
         if not index.is_constant(i):
+            continue
+        value = _constant_value(index.nodes[i])
+        out = index.nodes[i].output[0] if index.nodes[i].output else ""
+        if value is not None and out and _is_parameter(value, out):
+            behind[out] = (out,)
             continue
         found = [p for x in index.nodes[i].input if x for p in behind.get(x, ())]
         if found:
