@@ -19,11 +19,12 @@ import numpy as np
 import onnx
 import torch
 
-from onnxdream.errors import OnnxDreamError, first_line
+from onnxdream.errors import OnnxDreamError
 from onnxdream.graph import GraphIndex
 from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
+from onnxdream.preprocess import check_size
 from onnxdream.shapes import value_type
 
 _ONNX_TYPES = {v: k for k, v in {t: torch_dtype(t) for t in onnx.TensorProto.DataType.values()}.items() if v}
@@ -75,18 +76,31 @@ class CheckResult:
         }
 
 
-def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs of the model's declared shapes (unknown dims: 1 for the batch, 224 for image sides)."""
+def random_inputs(model: onnx.ModelProto, seed: int = 0, source: str = "<model>") -> dict[str, np.ndarray]:
+    """Seeded inputs of the model's declared shapes (unknown dims: 1 for the batch, 224 for image sides).
+
+    Raises:
+        OnnxDreamError: an input declares no rank, or more elements than can be made.
+    """
     index = GraphIndex(model.graph)
     rng = np.random.default_rng(seed)
     feeds = {}
     for vi in model.graph.input:
         if vi.name not in index.graph_inputs:
             continue
-        dims = value_type(vi).shape or ()
+        dims = value_type(vi).shape
+        if dims is None:
+            raise OnnxDreamError(
+                f"{source}: input {vi.name!r} declares no shape, so no random input can be made; "
+                "pass one with --input FILE.npy"
+            )
         shape = [
             d if isinstance(d, int) else (224 if len(dims) == 4 and i >= 2 else 1) for i, d in enumerate(dims)
         ]
+        try:
+            check_size(vi.name, shape)
+        except OnnxDreamError as exc:
+            raise OnnxDreamError(f"{source}: {exc}") from None
         dtype = torch_dtype(vi.type.tensor_type.elem_type) or torch.float32
         if dtype.is_floating_point:
             array = rng.standard_normal(shape).astype(np.float32)
@@ -202,11 +216,16 @@ def check(
 
     if ort_opt not in ("all", "none"):
         raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose 'all' or 'none'")
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if not (math.isfinite(value) and value >= 0):
+            raise OnnxDreamError(f"--{name} must be a finite number >= 0, got {value}")
     model, source = as_model(model, source)
     index = GraphIndex(model.graph, source)
+    if not index.graph_inputs:
+        raise OnnxDreamError(f"{source}: the model has no inputs, so there is nothing to run and compare")
     pairs = _targets(index, layers, match, source)
     resolved = resolve_device(device)
-    feeds = dict(inputs) if inputs is not None else random_inputs(model)
+    feeds = dict(inputs) if inputs is not None else random_inputs(model, source=source)
     problems = unsupported_nodes(model, source)
     if problems:
         return CheckResult(device=resolved, unsupported=problems)
@@ -219,11 +238,8 @@ def check(
     with torch.no_grad():
         ours = mirror.tensors(torch_feeds, names=tensors)
     exposed = _with_outputs(model, {t: ours[t].dtype for t in tensors})
-    session = make_session(exposed, device=resolved, optimization=ort_opt)
-    try:
-        theirs = session.run(feeds, tensors)
-    except Exception as exc:  # ORT raises several unrelated types for bad feeds
-        raise OnnxDreamError(f"{source}: ONNX Runtime cannot run this input: {first_line(exc)}") from None
+    session = make_session(exposed, device=resolved, optimization=ort_opt, source=source)
+    theirs = session.run(feeds, tensors)
     result = CheckResult(device=session.device)
     for name, tensor in pairs:
         actual = ours[tensor].detach().cpu()

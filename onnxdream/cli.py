@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from onnxdream.commands import check, dream, export, expose, layers, rename
+from onnxdream.commands.common import EXIT_CODES, install_signal_handlers
 
 app = typer.Typer(
     name="onnxdream",
@@ -21,6 +22,9 @@ def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
 
 
+_root.__doc__ = f"{_root.__doc__}\n\n{EXIT_CODES}"
+
+
 app.command("export")(export.export_command)
 app.command("layers")(layers.layers_command)
 app.command("rename")(rename.rename_command)
@@ -31,4 +35,5 @@ app.command("dream")(dream.dream_command)
 
 def main() -> None:
     """Console-script entry point."""
+    install_signal_handlers()
     app()

@@ -6,6 +6,7 @@ ImageNet statistics on [0, 1] RGB (see :func:`onnxdream.dream.preprocess.preproc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,27 @@ from onnx import helper
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.shapes import value_type
+
+MAX_PIXELS = 100_000_000
+"""Largest input image read by default (width x height); ``--max-pixels`` changes it, 0 lifts it.
+A 100-megapixel image is 1.2 GB as float RGB, before any model runs on it."""
+
+MAX_ELEMENTS = 2**31 - 1
+"""Largest input tensor made from a file or at random (ONNX Runtime and torch index with int32 here)."""
+
+
+def check_size(name: str, shape: list[int]) -> None:
+    """Refuse an input of more than :data:`MAX_ELEMENTS` elements before allocating it.
+
+    Raises:
+        OnnxDreamError: the declared shape is too large.
+    """
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise OnnxDreamError(
+            f"input {name!r} declares {'x'.join(map(str, shape))} = {count} elements, "
+            f"more than the {MAX_ELEMENTS} supported"
+        )
 
 
 @dataclass(frozen=True)
@@ -43,7 +65,9 @@ def input_spec(model: onnx.ModelProto) -> InputSpec:
     return InputSpec(value.name, dtype, dims)
 
 
-def load_image(path: str | Path, size: tuple[int, int] | None, model: onnx.ModelProto) -> np.ndarray:
+def load_image(
+    path: str | Path, size: tuple[int, int] | None, model: onnx.ModelProto, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Read an image as the model's 1x3xHxW float32 input, resized to ``size`` (H, W) if given.
 
     Decoding (EXIF, alpha, 16-bit, palette) and normalisation are the ones ``dream`` uses.
@@ -57,7 +81,7 @@ def load_image(path: str | Path, size: tuple[int, int] | None, model: onnx.Model
     from onnxdream.dream.image import resize_array
     from onnxdream.dream.preprocess import preprocess_for
 
-    rgb = read_rgb(path)
+    rgb = read_rgb(path, max_pixels=max_pixels)
     if size is not None:
         rgb = resize_array(rgb, size)
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
@@ -77,13 +101,18 @@ def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=spec.dtype)
 
 
-def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+def load_input(
+    path: str | Path, model: onnx.ModelProto, max_pixels: int = MAX_PIXELS
+) -> dict[str, np.ndarray]:
     """Feeds for ``model`` from a ``.npy`` file or an image (resized to fixed H and W).
 
     Raises:
-        OnnxDreamError: unreadable file, or an array that does not fit the input.
+        OnnxDreamError: unreadable file, an image over ``max_pixels`` pixels (0: no limit), an
+            input that declares more than :data:`MAX_ELEMENTS` elements, or an array that does
+            not fit the input.
     """
     spec = input_spec(model)
+    check_size(spec.name, [d or 1 for d in spec.dims])
     path = Path(path)
     if not path.is_file():
         raise OnnxDreamError(f"{path}: file not found")
@@ -97,4 +126,4 @@ def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray
         raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(spec.dims)}")
     height, width = spec.dims[2], spec.dims[3]
     size = (height, width) if height is not None and width is not None else None
-    return {spec.name: _fit(load_image(path, size, model), spec, path)}
+    return {spec.name: _fit(load_image(path, size, model, max_pixels), spec, path)}

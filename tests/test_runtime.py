@@ -123,8 +123,9 @@ def test_cli_rejects_unknown_ort_opt(tmp_path: Path, relu: onnx.ModelProto) -> N
 def test_invalid_model_is_one_line_error(relu: onnx.ModelProto) -> None:
     broken = onnx.parser.parse_model(RELU.replace("Relu", "NoSuchOp"))
     with pytest.raises(OnnxDreamError) as info:
-        make_session(broken, "cpu")
-    assert str(info.value).startswith("ONNX Runtime cannot load the model: ")
+        make_session(broken, "cpu", source="broken.onnx")
+    assert str(info.value).startswith("broken.onnx: ONNX Runtime cannot load the model: ")
+    assert "NoSuchOp" in str(info.value)
     assert "\n" not in str(info.value)
 
 
