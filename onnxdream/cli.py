@@ -9,7 +9,8 @@ from onnxdream.commands.common import EXIT_CODES, install_signal_handlers
 
 app = typer.Typer(
     name="onnxdream",
-    help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name.",
+    help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name."
+    f"\n\n{EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -20,9 +21,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
-
-
-_root.__doc__ = f"{_root.__doc__}\n\n{EXIT_CODES}"
 
 
 app.command("export")(export.export_command)

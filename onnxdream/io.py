@@ -245,8 +245,9 @@ def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto
     if external_data and _external_tensors(model):
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as exc:
-            raise BadModelError(f"{path}: cannot read external data ({exc})") from None
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            # onnx refuses, among others, a data file reached through a symbolic link.
+            raise BadModelError(f"{path}: cannot read external data ({first_line(exc)})") from None
     return model
 
 

@@ -102,17 +102,20 @@ def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
 
 
 def load_input(
-    path: str | Path, model: onnx.ModelProto, max_pixels: int = MAX_PIXELS
+    path: str | Path, model: onnx.ModelProto, max_pixels: int = MAX_PIXELS, source: str = "<model>"
 ) -> dict[str, np.ndarray]:
     """Feeds for ``model`` from a ``.npy`` file or an image (resized to fixed H and W).
 
     Raises:
         OnnxDreamError: unreadable file, an image over ``max_pixels`` pixels (0: no limit), an
-            input that declares more than :data:`MAX_ELEMENTS` elements, or an array that does
-            not fit the input.
+            input that declares more than :data:`MAX_ELEMENTS` elements (``source`` names the
+            model), or an array that does not fit the input.
     """
     spec = input_spec(model)
-    check_size(spec.name, [d or 1 for d in spec.dims])
+    try:
+        check_size(spec.name, [d or 1 for d in spec.dims])
+    except OnnxDreamError as exc:
+        raise OnnxDreamError(f"{source}: {exc}") from None
     path = Path(path)
     if not path.is_file():
         raise OnnxDreamError(f"{path}: file not found")

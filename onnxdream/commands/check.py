@@ -84,7 +84,7 @@ def check_command(
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
     onnx_model = load_model(model)
-    feeds = load_input(input_file, onnx_model, max_pixels) if input_file is not None else None
+    feeds = load_input(input_file, onnx_model, max_pixels, str(model)) if input_file is not None else None
     result = check(
         onnx_model,
         feeds,

@@ -48,9 +48,12 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
 
 def install_signal_handlers() -> None:
     """Make SIGTERM and SIGHUP unwind the command (temp files removed) instead of killing it."""
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _interrupt)
+    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    for signum in signals:
+        signal.signal(signum, _interrupt)
+    if hasattr(signal, "pthread_sigmask"):
+        # A mask inherited from the parent (some launchers block SIGHUP) would keep them pending.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 def _internal_error(exc: BaseException) -> None:

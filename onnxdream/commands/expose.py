@@ -157,7 +157,7 @@ def _run(
     from onnxdream.preprocess import load_input
     from onnxdream.runtime import make_session
 
-    feeds = load_input(run, model, max_pixels)
+    feeds = load_input(run, model, max_pixels, source)
     session = make_session(model, device, ort_opt, source=source)
     tensors = list(dict.fromkeys(t for ts in exposed.values() for t in ts))
     values = session.run(feeds, tensors)
