@@ -215,5 +215,8 @@ def make_session(
 
 
 def clear_cache() -> None:
-    """Forget cached sessions (frees their memory)."""
+    """Forget cached sessions (frees their memory) and the saved copies of models past 2 GB."""
     _cache.clear()
+    for folder in _large_models.values():
+        folder.cleanup()
+    _large_models.clear()
