@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -82,8 +83,8 @@ class Staging:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp")
         except OSError as exc:
             raise _write_error(target, exc) from None
-        os.close(fd)
         self.moves.append((Path(tmp), target))
+        os.close(fd)
         return Path(tmp)
 
     def folder(self, target: PathLike) -> Path:
@@ -105,14 +106,18 @@ class Staging:
         return self.moves[-1][1] if self.moves else None
 
     def commit(self) -> None:
-        """Move every temp file into place, in the order they were asked for."""
-        for tmp, target in self.moves:
-            # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-            try:
-                tmp.chmod(target.stat().st_mode & 0o777 if target.exists() else _default_mode())
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise _write_error(target, exc) from None
+        """Move every temp file into place, in the order they were asked for.
+
+        Signals wait until all are moved: a model never lands without its data file.
+        """
+        with _signals_deferred():
+            for tmp, target in self.moves:
+                # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+                try:
+                    tmp.chmod(target.stat().st_mode & 0o777 if target.exists() else _default_mode())
+                    os.replace(tmp, target)
+                except OSError as exc:
+                    raise _write_error(target, exc) from None
 
     def clean(self) -> None:
         for tmp, _ in self.moves:
@@ -120,6 +125,20 @@ class Staging:
                 tmp.unlink(missing_ok=True)
         for folder in self.folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done (they are delivered after it)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager

@@ -578,6 +578,34 @@ def test_signal_inside_an_atomic_write_leaves_no_temp_file(tmp_path: Path, signu
     assert target.read_bytes() == b"previous"
 
 
+def test_signal_during_the_commit_waits_until_every_output_is_in_place(tmp_path: Path) -> None:
+    """SIGTERM as the first of two outputs lands: the second lands too, then the run stops."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from pathlib import Path
+        from onnxdream import io
+        from onnxdream.commands.common import install_signal_handlers, Interrupted
+        install_signal_handlers()
+        real_replace = os.replace
+        def replace_then_signal(src, dst):
+            real_replace(src, dst)
+            os.kill(os.getpid(), signal.SIGTERM)
+        io.os.replace = replace_then_signal
+        try:
+            with io.staged() as staging:
+                staging.path({str(tmp_path / "m.onnx.data")!r}).write_bytes(b"data")
+                staging.path({str(tmp_path / "m.onnx")!r}).write_bytes(b"model")
+        except Interrupted as exc:
+            sys.exit(128 + exc.signum)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=_env(), timeout=60)
+    assert result.returncode == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    assert (tmp_path / "m.onnx").read_bytes() == b"model"
+
+
 def test_sigterm_stops_a_command_with_one_line(tmp_path: Path) -> None:
     """A real CLI run, blocked reading its map file (a FIFO): SIGTERM gives exit 143 and one line."""
     shutil.copy(FIXTURES / "tiny_cnn.onnx", tmp_path / "m.onnx")

@@ -102,8 +102,9 @@ def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
     hint = "`onnxdream layers MODEL` lists them all"
     if names and sum(map(is_generated, names)) > len(names) // 2:
         hint += "; its names look generated: `onnxdream rename MODEL OUT` gives meaningful ones"
+    where = f"{os.fspath(model)}: " if isinstance(model, str | os.PathLike) else ""
     raise OnnxDreamError(
-        "choose a layer with --layer for this model (e.g. "
+        f"{where}choose a layer with --layer for this model (e.g. "
         + ", ".join(repr(n) for n in middle)
         + f"; {hint})"
     )
