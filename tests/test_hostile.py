@@ -536,6 +536,16 @@ def test_debug_shows_the_traceback(d: Path, monkeypatch) -> None:
     assert "Traceback" in result.stderr and "ZeroDivisionError: a bug deep inside" in result.stderr
 
 
+def test_ctrl_c_is_one_line_exit_130(d: Path, monkeypatch) -> None:
+    import onnxdream.commands.layers as layers_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layers_command, "list_layers", interrupted)
+    refused(d, ["layers", "m.onnx"], "interrupted by SIGINT", code=130)
+
+
 def test_help_documents_exit_codes() -> None:
     text = runner.invoke(app, ["--help"]).output
     for code in ("0 success", "1 a check found a difference", "2 bad input", "3 an internal error"):
@@ -625,7 +635,7 @@ def test_sigterm_stops_a_command_with_one_line(tmp_path: Path) -> None:
     finally:
         os.close(writer)
     assert process.returncode == 128 + signal.SIGTERM
-    assert stderr.strip().splitlines() == ["interrupted: SIGTERM; no output written"]
+    assert stderr.strip().splitlines() == ["interrupted by SIGTERM (unfinished outputs removed)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "names.json"]
 
 

@@ -80,7 +80,8 @@ def guarded(func: F) -> F:
     """The one error contract of every command.
 
     ``OnnxDreamError``: its message on one line and its exit code (2, or 1 for a mismatch);
-    an ``OSError`` about a file: that file and the reason, exit 2; a signal: exit 128+N;
+    an ``OSError`` about a file: that file and the reason, exit 2; a signal (Ctrl-C, or SIGTERM
+    and SIGHUP once :func:`install_signal_handlers` ran): one line, exit 128+N;
     anything else is a bug: one ``internal error:`` line, exit 3, never a raw traceback.
     """
 
@@ -88,11 +89,15 @@ def guarded(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort, typer.BadParameter):
             raise
-        except Interrupted as exc:
-            err_console.print(f"[bold red]interrupted:[/] {exc}; no output written", highlight=False)
-            raise typer.Exit(128 + exc.signum) from None
+        except (Interrupted, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            name = signal.Signals(signum).name
+            err_console.print(
+                f"[bold red]interrupted[/] by {name} (unfinished outputs removed)", highlight=False
+            )
+            raise typer.Exit(128 + signum) from None
         except OnnxDreamError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
