@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,16 +130,24 @@ class Staging:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done (they are delivered after it)."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done, then deliver them.
+
+    Python runs signal handlers in the main thread only: there, the handlers are swapped for
+    one that records the signal (a signal mask would not do: another thread may receive it).
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+    signums = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum)) for s in signums}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in caught:
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
