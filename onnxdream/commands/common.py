@@ -25,10 +25,13 @@ out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-EXIT_CODES = """Exit codes: 0 success; 1 a check found a difference; 2 bad input or an output that
-cannot be written (one line naming the file, node, layer or flag); 3 an internal error (one line
-and where the full traceback was saved; ONNXDREAM_DEBUG=1 prints it); 128+N killed by signal N
-(no partial output is left)."""
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 a check found a difference; 2 bad input or an output that cannot be "
+    "written (one line naming the file, node, layer or flag); 3 an internal error (one line and where "
+    "the full traceback was saved; ONNXDREAM_DEBUG=1 prints it); 128+N stopped by signal N (no "
+    "partial output is left)."
+)
+"""The exit-code contract, shown in ``onnxdream --help``."""
 
 DEBUG_ENV = "ONNXDREAM_DEBUG"
 """Set to 1 to print the full traceback of an internal error instead of saving it to a file."""
@@ -52,7 +55,7 @@ def install_signal_handlers() -> None:
     for signum in signals:
         signal.signal(signum, _interrupt)
     if hasattr(signal, "pthread_sigmask"):
-        # A mask inherited from the parent (some launchers block SIGHUP) would keep them pending.
+        # Signals the parent blocked stay blocked across exec: they would wait forever.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 

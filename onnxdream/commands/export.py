@@ -70,7 +70,7 @@ def export_command(
 
       onnxdream export mypkg.models:build net.onnx --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
 
-      onnxdream export full_model.pt model.onnx --trust-pickle   # torch.save(model): runs its code
+      onnxdream export full_model.pt model.onnx --trust-pickle
     """
     spec_file = Path(spec) if Path(spec).is_file() else None
     check_writes([spec_file], [out, data_path(out)])
