@@ -25,6 +25,7 @@ from onnxdream.graph import GraphIndex
 from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
 from onnxdream.mirror.registry import torch_dtype
+from onnxdream.preprocess import check_size
 from onnxdream.shapes import input_dims
 from onnxdream.sizes import InputError, InputSizeError, input_failure, round_to_multiple
 
@@ -82,7 +83,10 @@ DEFAULT_SIDE = 224
 
 
 def random_inputs(
-    model: onnx.ModelProto, seed: int = 0, size: tuple[int, int] = (DEFAULT_SIDE, DEFAULT_SIDE)
+    model: onnx.ModelProto,
+    seed: int = 0,
+    size: tuple[int, int] = (DEFAULT_SIDE, DEFAULT_SIDE),
+    source: str = "<model>",
 ) -> dict[str, np.ndarray]:
     """Seeded inputs of the model's declared shapes.
 
@@ -91,7 +95,8 @@ def random_inputs(
     used as they are (a recogniser of height 48 gets height 48).
 
     Raises:
-        OnnxDreamError: an input declares no shape (its rank is unknown).
+        OnnxDreamError: an input declares no shape (its rank is unknown), or more elements than
+            can be made.
     """
     index = GraphIndex(model.graph)
     rng = np.random.default_rng(seed)
@@ -101,9 +106,16 @@ def random_inputs(
             continue
         dims = input_dims(vi)
         if dims is None:
-            raise OnnxDreamError(f"input {vi.name!r} declares no shape; give an input file (--input)")
+            raise OnnxDreamError(
+                f"{source}: input {vi.name!r} declares no shape, so no random input can be made; "
+                "pass one with --input FILE.npy"
+            )
         free = (1, 3, *size) if len(dims) == 4 else (1,) * len(dims)
         shape = [d if d is not None else free[i] for i, d in enumerate(dims)]
+        try:
+            check_size(vi.name, shape)
+        except OnnxDreamError as exc:
+            raise OnnxDreamError(f"{source}: {exc}") from None
         dtype = torch_dtype(vi.type.tensor_type.elem_type) or torch.float32
         if dtype.is_floating_point:
             array = rng.standard_normal(shape).astype(np.float32)
@@ -189,7 +201,7 @@ class _Run:
         except Exception as exc:  # torch raises many types for a shape the graph cannot take
             raise self._mirror_failure(dict(feeds), exc, what) from None
         exposed = _with_outputs(self.model, {t: ours[t].dtype for t in self.tensors})
-        session = make_session(exposed, device=self.device, optimization=self.ort_opt)
+        session = make_session(exposed, device=self.device, optimization=self.ort_opt, source=self.source)
         try:
             theirs = session.run(feeds, self.tensors, quiet=True)
         except Exception as exc:  # ORT raises several unrelated types for bad feeds
@@ -201,7 +213,7 @@ class _Run:
         from onnxdream.runtime import make_session
 
         try:
-            make_session(self.model, device="cpu").run(feeds, quiet=True)
+            make_session(self.model, device="cpu", source=self.source).run(feeds, quiet=True)
         except Exception as ort_exc:  # ORT raises several unrelated types for bad feeds
             return input_failure(self.model, feeds, self.source, ort_exc, what)
         return MismatchError(
@@ -241,11 +253,16 @@ def check(
 
     if ort_opt not in ("all", "none"):
         raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose 'all' or 'none'")
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if not (math.isfinite(value) and value >= 0):
+            raise OnnxDreamError(f"--{name} must be a finite number >= 0, got {value}")
     model, source = as_model(model, source)
     index = GraphIndex(model.graph, source)
+    if not index.graph_inputs:
+        raise OnnxDreamError(f"{source}: the model has no inputs, so there is nothing to run and compare")
     pairs = _targets(index, layers, match, source)
     resolved = resolve_device(device)
-    feeds = dict(inputs) if inputs is not None else random_inputs(model)
+    feeds = dict(inputs) if inputs is not None else random_inputs(model, source=source)
     problems = unsupported_nodes(model, source)
     if problems:
         return CheckResult(device=resolved, unsupported=problems)
@@ -259,7 +276,7 @@ def check(
             raise
         # The default side does not suit the network's stride: take the nearest one that does.
         side = round_to_multiple(DEFAULT_SIDE, exc.multiple)
-        ours, theirs, used = run(random_inputs(model, size=(side, side)), "the default input")
+        ours, theirs, used = run(random_inputs(model, size=(side, side), source=source), "the default input")
     except InputError as exc:
         if inputs is not None:
             raise

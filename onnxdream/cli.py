@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from onnxdream.commands import check, dream, export, expose, layers, rename, visualize
+from onnxdream.commands.common import EXIT_CODES, install_signal_handlers
 
 app = typer.Typer(
     name="onnxdream",
-    help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name.",
+    help="Keep, rebuild and expose layer names in ONNX models; Deep Dream any ONNX CNN by layer name."
+    f"\n\n{EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,4 +34,5 @@ app.command("visualize")(visualize.visualize_command)
 
 def main() -> None:
     """Console-script entry point."""
+    install_signal_handlers()
     app()

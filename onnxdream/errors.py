@@ -16,6 +16,10 @@ class BadModelError(OnnxDreamError):
     """A model file is missing, unreadable, invalid or unsafe."""
 
 
+class WriteError(OnnxDreamError):
+    """An output cannot be written (read-only folder, full disk, a folder in the way, ...)."""
+
+
 class UnknownLayerError(OnnxDreamError):
     """A layer name matches no node and no scope of the model."""
 

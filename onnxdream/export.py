@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import logging
+import math
 import re
 import warnings
 import zipfile
@@ -61,14 +62,59 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-def load_torch_model(spec: str):
+TRUST_HINT = "--trust-pickle"
+"""How the CLI spells ``trust_pickle=True`` in messages."""
+
+
+def _load_torch_file(path: Path, trust_pickle: bool):
+    """A TorchScript archive, or a ``torch.save`` file (unpickled with code only if trusted)."""
+    import pickle
+
+    import torch
+
+    try:
+        if _is_torchscript(path):
+            return torch.jit.load(str(path), map_location="cpu")
+        return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle and "weights_only" in str(exc).replace(" ", "_").lower():
+            raise BadModelError(
+                f"{path}: a pickled torch object, which can run code when loaded; if you trust "
+                f"this file, pass {TRUST_HINT} (Python: trust_pickle=True)"
+            ) from None
+        raise BadModelError(f"{path}: cannot load a torch model ({first_line(exc)})") from None
+    except Exception as exc:
+        raise BadModelError(f"{path}: cannot load a torch model ({first_line(exc)})") from None
+
+
+def _call_factory(spec: str):
+    """Import ``package.module`` and call its ``factory``; any failure names the SPEC and its cause."""
+    module_name, _, factory = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a broken module raises anything: SyntaxError, ImportError, its own errors
+        raise OnnxDreamError(
+            f"{spec}: cannot import {module_name!r}: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    if not callable(getattr(module, factory, None)):
+        raise OnnxDreamError(f"{spec}: module {module_name!r} has no callable {factory!r}")
+    try:
+        return getattr(module, factory)()
+    except Exception as exc:
+        raise OnnxDreamError(f"{spec}: {factory}() raised {type(exc).__name__}: {first_line(exc)}") from None
+
+
+def load_torch_model(spec: str, *, trust_pickle: bool = False):
     """Resolve an export SPEC to an ``nn.Module`` in eval mode.
 
     SPEC is ``zoo:efficientnet-lite0``, a ``torch.save(model)`` file, a TorchScript file, or
-    ``package.module:factory``.
+    ``package.module:factory``. A ``torch.save(model)`` file is a pickle that can run any code
+    when loaded: it is read only with ``trust_pickle=True``; otherwise torch's ``weights_only``
+    loader reads it, which refuses pickled code (and full modules).
 
     Raises:
-        OnnxDreamError: unknown zoo name, unreadable file, import failure, or not a module.
+        OnnxDreamError: unknown zoo name, unreadable or untrusted file, import or factory
+            failure, or not a module.
     """
     import torch
 
@@ -81,19 +127,9 @@ def load_torch_model(spec: str):
         return zoo.efficientnet_lite0()
     path = Path(spec)
     if path.is_file():
-        try:
-            if _is_torchscript(path):
-                model = torch.jit.load(str(path), map_location="cpu")
-            else:
-                model = torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise BadModelError(f"{path}: cannot load a torch model ({exc})") from None
+        model = _load_torch_file(path, trust_pickle)
     elif _FACTORY.match(spec):
-        module_name, _, factory = spec.partition(":")
-        try:
-            model = getattr(importlib.import_module(module_name), factory)()
-        except (ImportError, AttributeError) as exc:
-            raise OnnxDreamError(f"{spec}: cannot import the model factory ({exc})") from None
+        model = _call_factory(spec)
     else:
         raise BadModelError(
             f"{spec}: not found; SPEC is zoo:efficientnet-lite0, a torch file or package.module:factory"
@@ -101,6 +137,20 @@ def load_torch_model(spec: str):
     if not isinstance(model, torch.nn.Module):
         raise BadModelError(f"{spec}: holds a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+MAX_INPUT_ELEMENTS = 2**31 - 1
+"""Largest example input export builds (int32 indexing limit of the exporters and runtimes)."""
+
+
+def _check_input_shape(shape: Sequence[int]) -> None:
+    if not shape or any(d <= 0 for d in shape):
+        raise OnnxDreamError(f"input shape must be positive integers like 1,3,224,224, got {list(shape)}")
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise OnnxDreamError(
+            f"input shape {','.join(map(str, shape))} has {math.prod(shape)} elements; "
+            f"at most {MAX_INPUT_ELEMENTS} are supported"
+        )
 
 
 @contextlib.contextmanager
@@ -160,7 +210,7 @@ def _verify(model: onnx.ModelProto, torch_model, example) -> tuple[Comparison, s
 
     from onnxdream.runtime import make_session
 
-    session = make_session(model, device="cpu")
+    session = make_session(model, device="cpu", source="the exported model")
     with torch.no_grad():
         expected = torch_model(example)
     expected = expected[0] if isinstance(expected, tuple | list) else expected
@@ -178,17 +228,24 @@ def export_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     seed: int = 0,
+    trust_pickle: bool = False,
 ) -> ExportResult:
     """Export a torch model (see :func:`load_torch_model` for SPEC) with module names kept.
 
     Returns the model and the max difference between ONNX Runtime and torch on a seeded random
-    input; callers decide whether to fail (``ExportResult.ok``).
+    input; callers decide whether to fail (``ExportResult.ok``). ``trust_pickle=True`` allows a
+    ``torch.save(model)`` file, whose loading runs code from the file.
+
+    Raises:
+        OnnxDreamError: bad SPEC (see :func:`load_torch_model`), an input shape past
+            :data:`MAX_INPUT_ELEMENTS`, or the exporter fails.
     """
     import torch
 
     from onnxdream import zoo
 
-    torch_model = load_torch_model(spec)
+    _check_input_shape(input_shape)
+    torch_model = load_torch_model(spec, trust_pickle=trust_pickle)
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
     try:
         with quiet_exporter():

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +16,160 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
-from onnxdream.errors import BadModelError, first_line
+from onnxdream.errors import BadModelError, WriteError, first_line
 
 PROTO_LIMIT = 2**31 - 1
 """Protobuf cannot serialise a message of 2 GiB or more; larger models need external data."""
 
 PathLike = str | os.PathLike[str]
+
+
+SIZE_THRESHOLD = 1024
+"""Tensors smaller than this stay inside the model when writing external data (onnx's default):
+ONNX Runtime needs shape and axes constants inline."""
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}-"
+
+
+def _sweep_stale(target: Path) -> None:
+    """Remove temp files and folders of ``target`` left by processes that no longer run."""
+    head = f".{target.name}."
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(head) and entry.name.endswith(".tmp")):
+            continue
+        pid = entry.name[len(head) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _write_error(target: Path, exc: OSError) -> WriteError:
+    reason = exc.strerror or first_line(exc)
+    return WriteError(f"{target}: cannot write ({reason})")
+
+
+class Staging:
+    """Outputs written to temp files beside their targets, moved into place together at the end."""
+
+    def __init__(self) -> None:
+        self.moves: list[tuple[Path, Path]] = []
+        self.folders: list[Path] = []
+
+    def path(self, target: PathLike) -> Path:
+        """A fresh temp file for ``target``; stale temp files of the same target are swept first."""
+        target = Path(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _sweep_stale(target)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp")
+        except OSError as exc:
+            raise _write_error(target, exc) from None
+        self.moves.append((Path(tmp), target))
+        os.close(fd)
+        return Path(tmp)
+
+    def folder(self, target: PathLike) -> Path:
+        """A private temp folder beside ``target`` (removed at the end, swept like temp files)."""
+        target = Path(target)
+        try:
+            folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
+        except OSError as exc:
+            raise _write_error(target, exc) from None
+        self.folders.append(folder)
+        return folder
+
+    def target_of(self, exc: OSError) -> Path | None:
+        """The output an ``OSError`` raised while writing is about (the latest one if it does not say)."""
+        named = {str(tmp): target for tmp, target in self.moves}
+        for name in (exc.filename, exc.filename2):
+            if name is not None and str(name) in named:
+                return named[str(name)]
+        return self.moves[-1][1] if self.moves else None
+
+    def commit(self) -> None:
+        """Move every temp file into place, in the order they were asked for.
+
+        Signals wait until all are moved: a model never lands without its data file.
+        """
+        with _signals_deferred():
+            for tmp, target in self.moves:
+                # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+                try:
+                    tmp.chmod(target.stat().st_mode & 0o777 if target.exists() else _default_mode())
+                    os.replace(tmp, target)
+                except OSError as exc:
+                    raise _write_error(target, exc) from None
+
+    def clean(self) -> None:
+        for tmp, _ in self.moves:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done, then deliver them.
+
+    Python runs signal handlers in the main thread only: there, the handlers are swapped for
+    one that records the signal (a signal mask would not do: another thread may receive it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    signums = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum)) for s in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in caught:
+            signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def staged() -> Iterator[Staging]:
+    """Write several outputs all or none: each lands only if the whole block succeeds.
+
+    A failure (or an interrupt, see :func:`onnxdream.commands.common.install_signal_handlers`)
+    inside the block leaves every target untouched and no temp file. ``OSError`` becomes a
+    one-line :class:`WriteError` naming the output.
+    """
+    staging = Staging()
+    try:
+        try:
+            yield staging
+        except OSError as exc:
+            target = staging.target_of(exc)
+            if target is None:
+                raise
+            raise _write_error(target, exc) from None
+        staging.commit()
+    finally:
+        staging.clean()
 
 
 @contextlib.contextmanager
@@ -26,18 +178,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 
     A failure (or an interrupt) inside the block leaves ``path`` untouched and no temp file.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        tmp_path.chmod(target.stat().st_mode & 0o777 if target.exists() else _default_mode())
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with staged() as staging:
+        yield staging.path(path)
 
 
 def _default_mode() -> int:
@@ -131,8 +273,9 @@ def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto
     if external_data and _external_tensors(model):
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as exc:
-            raise BadModelError(f"{path}: cannot read external data ({exc})") from None
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            # onnx refuses, among others, a data file reached through a symbolic link.
+            raise BadModelError(f"{path}: cannot read external data ({first_line(exc)})") from None
     return model
 
 
@@ -159,11 +302,21 @@ def check_model(model: onnx.ModelProto, path: PathLike | None = None) -> None:
         raise BadModelError(f"{where}: invalid model: {first_line(exc)}") from None
 
 
-def refuse_overwrite(output: PathLike, input_path: PathLike, in_place: bool = False) -> None:
-    """Raise unless ``output`` differs from ``input_path`` or ``in_place`` was asked for."""
-    out, src = Path(output), Path(input_path)
-    if not in_place and out.exists() and src.exists() and out.resolve() == src.resolve():
-        raise BadModelError(f"{out}: refusing to write over the input model (use --in-place)")
+def data_path(path: PathLike) -> Path:
+    """Where :func:`save_model` keeps the external data of the model it writes to ``path``."""
+    path = Path(path)
+    return path.parent / f"{path.name}.data"
+
+
+def model_files(path: PathLike) -> list[Path]:
+    """The model file and the external-data files it names: everything reading it touches."""
+    path = Path(path)
+    try:
+        model = read_proto(path)
+    except BadModelError:
+        return [path]
+    locations = dict.fromkeys(_external_location(t) for t in _external_tensors(model))
+    return [path] + [path.parent / location for location in locations if location]
 
 
 def save_model(
@@ -171,42 +324,48 @@ def save_model(
     path: PathLike,
     *,
     external_data: bool | None = None,
+    staging: Staging | None = None,
 ) -> Path:
-    """Write ``model`` to ``path`` atomically.
+    """Write ``model`` to ``path`` atomically (with its data file ``<name>.data`` when external).
 
     Args:
         model: the model; it is not modified.
         path: destination ``.onnx`` file.
-        external_data: keep weights in ``<name>.data`` beside the model; ``None`` switches
-            to external data automatically when the proto would pass 2 GB.
+        external_data: keep weights of 1 KiB or more in ``<name>.data`` beside the model
+            (smaller tensors stay inline, as ONNX Runtime needs); ``None`` switches to external
+            data automatically when the proto would pass 2 GB. An existing data file of the
+            same name is replaced, whatever the working directory.
+        staging: write as part of a larger all-or-none set of outputs (see :func:`staged`).
 
     Returns:
         The path written.
+
+    Raises:
+        WriteError: the model or its data file cannot be written.
     """
     path = Path(path)
+    if staging is None:
+        with staged() as own:
+            return save_model(model, path, external_data=external_data, staging=own)
     if external_data is None:
         external_data = model.ByteSize() >= PROTO_LIMIT
     if not external_data:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(model.SerializeToString())
+        staging.path(path).write_bytes(model.SerializeToString())
         return path
-    data_name = f"{path.name}.data"
+    data = data_path(path)
+    # The data file is staged first so that it is in place before the model that refers to it.
+    tmp_data, tmp_model = staging.path(data), staging.path(path)
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    # The inner context commits first: the data file is in place before the model refers to it.
-    with atomic_path(path) as tmp_model, atomic_path(path.parent / data_name) as tmp_data:
-        # Write into a private folder under the final names, then move both into place.
-        with tempfile.TemporaryDirectory(dir=path.parent) as staging:
-            staged = Path(staging) / path.name
-            onnx.save_model(
-                copy,
-                str(staged),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=data_name,
-                size_threshold=0,
-            )
-            (Path(staging) / data_name).touch()
-            os.replace(staged, tmp_model)
-            os.replace(Path(staging) / data_name, tmp_data)
+    for tensor in external_data_helper._get_initializer_tensors(copy):
+        # sys.getsizeof as onnx's own threshold counts it, so that the split is onnx's default one.
+        if tensor.HasField("raw_data") and sys.getsizeof(tensor.raw_data) >= SIZE_THRESHOLD:
+            external_data_helper.set_external_data(tensor, data.name)
+    # onnx appends to <folder>/<location>: write it in a private folder under its final name.
+    folder = staging.folder(path)
+    external_data_helper.write_external_data_tensors(copy, str(folder))
+    written = folder / data.name
+    written.touch()
+    os.replace(written, tmp_data)
+    tmp_model.write_bytes(copy.SerializeToString())
     return path

@@ -6,6 +6,7 @@ ImageNet statistics on [0, 1] RGB (see :func:`onnxdream.dream.preprocess.preproc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,27 @@ from onnx import helper
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.shapes import input_dims
+
+MAX_PIXELS = 100_000_000
+"""Largest input image read by default (width x height); ``--max-pixels`` changes it, 0 lifts it.
+A 100-megapixel image is 1.2 GB as float RGB, before any model runs on it."""
+
+MAX_ELEMENTS = 2**31 - 1
+"""Largest input tensor made from a file or at random (ONNX Runtime and torch index with int32 here)."""
+
+
+def check_size(name: str, shape: list[int]) -> None:
+    """Refuse an input of more than :data:`MAX_ELEMENTS` elements before allocating it.
+
+    Raises:
+        OnnxDreamError: the declared shape is too large.
+    """
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise OnnxDreamError(
+            f"input {name!r} declares {'x'.join(map(str, shape))} = {count} elements, "
+            f"more than the {MAX_ELEMENTS} supported"
+        )
 
 
 @dataclass(frozen=True)
@@ -47,7 +69,10 @@ def input_spec(model: onnx.ModelProto) -> InputSpec:
 
 
 def load_image(
-    path: str | Path, size: tuple[int | None, int | None] | None, model: onnx.ModelProto
+    path: str | Path,
+    size: tuple[int | None, int | None] | None,
+    model: onnx.ModelProto,
+    max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Read an image as the model's 1x3xHxW float32 input, resized to ``size`` (H, W) if given.
 
@@ -65,7 +90,7 @@ def load_image(
     from onnxdream.dream.image import resize_array
     from onnxdream.dream.preprocess import preprocess_for
 
-    rgb = read_rgb(path)
+    rgb = read_rgb(path, max_pixels=max_pixels)
     if size is not None and size != (None, None):
         height, width = rgb.shape[:2]
         fixed_h, fixed_w = size
@@ -95,13 +120,21 @@ def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=spec.dtype)
 
 
-def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+def load_input(
+    path: str | Path, model: onnx.ModelProto, max_pixels: int = MAX_PIXELS, source: str = "<model>"
+) -> dict[str, np.ndarray]:
     """Feeds for ``model`` from a ``.npy`` file or an image (resized to the fixed H and/or W).
 
     Raises:
-        OnnxDreamError: unreadable file, or an array that does not fit the input.
+        OnnxDreamError: unreadable file, an image over ``max_pixels`` pixels (0: no limit), an
+            input that declares more than :data:`MAX_ELEMENTS` elements (``source`` names the
+            model), or an array that does not fit the input.
     """
     spec = input_spec(model)
+    try:
+        check_size(spec.name, [d or 1 for d in spec.dims or ()])
+    except OnnxDreamError as exc:
+        raise OnnxDreamError(f"{source}: {exc}") from None
     path = Path(path)
     if not path.is_file():
         raise OnnxDreamError(f"{path}: file not found")
@@ -114,4 +147,4 @@ def load_input(path: str | Path, model: onnx.ModelProto) -> dict[str, np.ndarray
     dims = spec.dims if spec.dims is not None else (None,) * 4
     if len(dims) != 4:
         raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(dims)}")
-    return {spec.name: _fit(load_image(path, (dims[2], dims[3]), model), spec, path)}
+    return {spec.name: _fit(load_image(path, (dims[2], dims[3]), model, max_pixels), spec, path)}

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -102,12 +103,21 @@ def resolve_device(device: str) -> str:
     return device
 
 
+class RunError(OnnxDreamError):
+    """ONNX Runtime failed to run a model; ``reason`` is the runtime's own first line."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: ONNX Runtime cannot run the model: {reason}")
+        self.reason = reason
+
+
 @dataclass
 class Session:
     """An ONNX Runtime session and the device it really runs on."""
 
     session: ort.InferenceSession
     device: str
+    source: str = "<model>"
 
     @property
     def input_names(self) -> list[str]:
@@ -124,15 +134,24 @@ class Session:
 
         ``quiet``: a failure raises without ONNX Runtime also logging it (for callers that
         report it themselves, or expect it while probing).
+
+        Raises:
+            RunError: ONNX Runtime refuses the feeds or fails while running (names the model).
         """
         names = list(outputs) if outputs is not None else self.output_names
         options = ort.RunOptions()
         if quiet:
             options.log_severity_level = 4
-        return dict(zip(names, self.session.run(names, dict(feeds), options), strict=True))
+        try:
+            values = self.session.run(names, dict(feeds), options)
+        except Exception as exc:  # ORT raises several unrelated types (InvalidArgument, Fail, ...)
+            raise RunError(self.source, first_line(exc)) from None
+        return dict(zip(names, values, strict=True))
 
 
-_cache: dict[tuple[str, str, str, bool], Session] = {}
+CACHE_SIZE = 4
+"""Sessions kept for reuse, least recently used dropped first: a session holds its model's weights."""
+_cache: OrderedDict[tuple[str, str, str, bool], Session] = OrderedDict()
 _large_models: dict[str, tempfile.TemporaryDirectory] = {}
 """Models past the protobuf limit, saved once per content into folders removed at exit."""
 
@@ -189,11 +208,13 @@ def make_session(
     device: str = "auto",
     optimization: str = "all",
     spinning: bool = True,
+    source: str | None = None,
 ) -> Session:
     """Create (or reuse) a session for ``model`` on ``device`` with the given graph optimisation.
 
     ``spinning=False`` stops idle intra-op threads from busy-waiting after each run: use it for
     occasional runs beside other CPU work (the dream's forward checks beside torch).
+    ``source`` names the model in errors (default: its path, or ``<model>``).
 
     Raises:
         OnnxDreamError: bad device or optimisation level, or ONNX Runtime rejects the model.
@@ -203,11 +224,14 @@ def make_session(
             f"unknown optimisation level {optimization!r}; choose one of {', '.join(OPTIMIZATIONS)}"
         )
     resolved = resolve_device(device)
+    where = source or (str(model) if not isinstance(model, onnx.ModelProto) else "<model>")
     if isinstance(model, onnx.ModelProto):
         model = _zero_dims_dynamic(model)
     key, source = _model_key(model)
     cache_key = (key, resolved, optimization, spinning)
-    if cache_key not in _cache:
+    if cache_key in _cache:
+        _cache.move_to_end(cache_key)
+    else:
         options = ort.SessionOptions()
         options.graph_optimization_level = OPTIMIZATIONS[optimization]
         options.log_severity_level = 3
@@ -217,12 +241,17 @@ def make_session(
         try:
             session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # ORT raises several unrelated types for a bad model
-            raise OnnxDreamError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
+            raise OnnxDreamError(f"{where}: ONNX Runtime cannot load the model: {first_line(exc)}") from None
         used = "cuda" if session.get_providers()[0] == _PROVIDERS["cuda"] else "cpu"
-        _cache[cache_key] = Session(session, used)
+        _cache[cache_key] = Session(session, used, where)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
     return _cache[cache_key]
 
 
 def clear_cache() -> None:
-    """Forget cached sessions (frees their memory)."""
+    """Forget cached sessions (frees their memory) and the saved copies of models past 2 GB."""
     _cache.clear()
+    for folder in _large_models.values():
+        folder.cleanup()
+    _large_models.clear()

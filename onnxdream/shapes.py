@@ -110,10 +110,36 @@ def _fold_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
+def _weightless(model: onnx.ModelProto) -> onnx.ModelProto:
+    """What shape inference reads, with initializers past :data:`_FOLD_LIMIT` elements kept as
+    type and dims only.
+
+    Inference needs the values of small constants (shapes, axes, pads), never those of weights;
+    inferring on the model itself would copy every weight four times (550 MB each for vgg19).
+    """
+    skeleton = onnx.ModelProto(ir_version=model.ir_version)
+    skeleton.opset_import.extend(model.opset_import)
+    skeleton.functions.extend(model.functions)
+    graph = skeleton.graph
+    graph.name = model.graph.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(graph, field).extend(getattr(model.graph, field))
+    for tensor in model.graph.initializer:
+        if np.prod(tensor.dims) <= _FOLD_LIMIT:
+            graph.initializer.append(tensor)
+        else:
+            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+    return skeleton
+
+
 def infer_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Shape-inferred copy of ``model`` (through a file for models past the protobuf limit)."""
-    if model.ByteSize() < PROTO_LIMIT:
-        return onnx.shape_inference.infer_shapes(_fold_small_constants(model), data_prop=True)
+    """Shape-inferred copy of ``model``, weights reduced to their dims (through a file past 2 GB).
+
+    The copy is for types only: its large initializers hold no values.
+    """
+    skeleton = _weightless(model)
+    if skeleton.ByteSize() < PROTO_LIMIT:
+        return onnx.shape_inference.infer_shapes(_fold_small_constants(skeleton), data_prop=True)
     with tempfile.TemporaryDirectory() as folder:
         source = save_model(model, Path(folder) / "model.onnx", external_data=True)
         target = os.path.join(folder, "inferred.onnx")

@@ -123,12 +123,12 @@ def input_failure(
         model: the model (the input's declared dims decide which sides may change).
         feeds: the input that failed.
         source: the input's file (or the model's) for the message.
-        cause: what the runtime raised.
+        cause: what the runtime raised (a :class:`~onnxdream.runtime.RunError` gives its reason).
         what: how to call the input in the message (``the default input``, its file).
     """
     from onnxdream.shapes import input_dims
 
-    reason = first_line(cause)
+    reason = getattr(cause, "reason", None) or first_line(cause)
     if len(feeds) != 1:
         return InputError(f"{source}: cannot run {what}: {reason}")
     ((name, array),) = feeds.items()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 import onnx
@@ -9,16 +11,26 @@ import pytest
 
 from onnxdream.zoo import light_zoo_model
 
-_zoo_cache: dict[str, onnx.ModelProto] = {}
+
+@lru_cache(maxsize=1)  # the last one only: vgg19 alone is 550 MB of weights
+def _zoo_original(name: str) -> onnx.ModelProto:
+    return light_zoo_model(name, seed=0)
 
 
 def zoo_model(name: str) -> onnx.ModelProto:
     """A light zoo model with seeded random weights (a fresh copy each call)."""
-    if name not in _zoo_cache:
-        _zoo_cache[name] = light_zoo_model(name, seed=0)
     copy = onnx.ModelProto()
-    copy.CopyFrom(_zoo_cache[name])
+    copy.CopyFrom(_zoo_original(name))
     return copy
+
+
+@pytest.fixture(autouse=True)
+def _free_sessions() -> None:
+    """Drop cached ONNX Runtime sessions after each test: each one holds its model's weights."""
+    yield
+    runtime = sys.modules.get("onnxdream.runtime")
+    if runtime is not None:
+        runtime.clear_cache()
 
 
 @pytest.fixture

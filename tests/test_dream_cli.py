@@ -67,14 +67,14 @@ def test_unknown_layer_exits_2_with_suggestion(tiny, photo, tmp_path):
         (["--layer", "block2:99"], "layer 'block2' has 16 channels (0..15); channel 99 does not exist"),
         (["--layer", "block2", "--loss", "l1"], "unknown loss 'l1'"),
         (["--layer", "block2", "--device", "tpu"], "unknown device 'tpu'"),
-        ([], "choose a layer with --layer for this model"),
+        ([], "{model}: choose a layer with --layer for this model"),
     ],
     ids=["bad-channel", "channel-out-of-range", "bad-loss", "bad-device", "no-layer"],
 )
 def test_bad_input_exits_2(tiny, photo, tmp_path, args, message):
     result = _dream(str(photo), str(tmp_path / "o.png"), "--model", str(tiny), *FAST, *args)
     assert result.exit_code == 2, result.output
-    assert message in " ".join(result.output.split())
+    assert message.replace("{model}", str(tiny)) in " ".join(result.output.split())
 
 
 def test_no_layer_on_a_model_with_generated_names_suggests_rename(zoo, photo, tmp_path):

@@ -114,6 +114,7 @@ def _export(tmp_path: Path, spec: str, *extra: str) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("form", ["torch-save", "torchscript", "factory"])
 def test_spec_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    extra = ["--trust-pickle"] if form == "torch-save" else []  # a full pickled module runs code
     if form == "torch-save":
         spec = tmp_path / "tiny.pt"
         torch.save(tiny_factory(), spec)
@@ -124,7 +125,7 @@ def test_spec_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) 
     else:
         monkeypatch.syspath_prepend(str(Path(__file__).parent))
         spec = "test_export:tiny_factory"
-    model = _export(tmp_path, str(spec), "--legacy")
+    model = _export(tmp_path, str(spec), "--legacy", *extra)
     names = {n.name for n in model.graph.node}
     assert {"features.0", "head"} <= names
 
@@ -154,7 +155,7 @@ def test_export_fails_with_exit_1_when_onnx_differs(tmp_path: Path, monkeypatch:
     [
         ("zoo:resnet9000", "unknown built-in model 'resnet9000'"),
         ("missing.pt", "missing.pt: not found"),
-        ("no_such_package_xyz:build", "cannot import the model factory"),
+        ("no_such_package_xyz:build", "cannot import 'no_such_package_xyz': ModuleNotFoundError"),
     ],
     ids=["unknown-zoo", "missing-file", "bad-import"],
 )

@@ -20,7 +20,7 @@ from onnxdream.errors import OnnxDreamError, UnknownLayerError
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import EXPOSED_KEY, get_json, get_prop, set_json, set_prop
 from onnxdream.preprocess import input_spec
-from onnxdream.runtime import make_session
+from onnxdream.runtime import clear_cache, make_session
 from onnxdream.surgery import expose
 from onnxdream.zoo import LIGHT_ZOO
 
@@ -105,7 +105,9 @@ def tiny_model() -> onnx.ModelProto:
 
 
 def ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], opt: str = "none") -> dict[str, np.ndarray]:
-    return make_session(model, "cpu", opt).run(feeds)
+    values = make_session(model, "cpu", opt).run(feeds)
+    clear_cache()  # a zoo session holds up to 550 MB of weights: free it before the next one
+    return values
 
 
 def random_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
@@ -267,26 +269,24 @@ def test_path_form_shape_inference_past_the_limit(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture(scope="module")
-def zoo_exposed():
-    """Zoo model -> (model, --all result), built once per name for this module."""
-    from tests.conftest import zoo_model
+def zoo_case(request: pytest.FixtureRequest):
+    """(name, model, --all result) for one zoo model.
 
-    cache: dict[str, tuple[onnx.ModelProto, object]] = {}
+    Parametrised per module, so pytest runs the tests model by model and drops each model (and
+    its exposed copy) before building the next: one model in memory at a time.
+    """
+    from onnxdream.zoo import light_zoo_model
 
-    def get(name: str):
-        if name not in cache:
-            model = zoo_model(name)
-            cache[name] = (model, expose(model, all=True, source=name))
-        return cache[name]
-
-    return get
+    model = light_zoo_model(request.param, seed=0)  # its own: no cached copy kept beside it
+    return request.param, model, expose(model, all=True, source=request.param)
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_zoo_all_keeps_original_outputs(name: str, zoo_exposed, tmp_path: Path) -> None:
-    model, result = zoo_exposed(name)
+@pytest.mark.parametrize("zoo_case", ZOO, indirect=True)
+def test_zoo_all_keeps_original_outputs(zoo_case, tmp_path: Path) -> None:
+    _, model, result = zoo_case
     exposed = result.model
-    path = io.save_model(exposed, tmp_path / "all.onnx")
+    # External data: the full check then infers shapes without loading the weights (memory).
+    path = io.save_model(exposed, tmp_path / "all.onnx", external_data=True)
     io.check_model(exposed, path)
     onnx.checker.check_model(str(path), full_check=True)
     originals = [o.name for o in model.graph.output]
@@ -307,20 +307,28 @@ def test_zoo_all_keeps_original_outputs(name: str, zoo_exposed, tmp_path: Path) 
         assert full[tensor].dtype == onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_zoo_all_matches_cut_models(name: str, zoo_exposed, tmp_path: Path) -> None:
+@pytest.mark.parametrize("zoo_case", ZOO, indirect=True)
+def test_zoo_all_matches_cut_models(zoo_case, tmp_path: Path) -> None:
     """Each sampled exposed tensor equals the output of the model cut there by extract_model."""
-    model, result = zoo_exposed(name)
-    source = io.save_model(model, tmp_path / "model.onnx")
+    _, model, result = zoo_case
+    source = io.save_model(model, tmp_path / "model.onnx", external_data=True)
     feeds = random_feeds(model)
     full = ort_run(result.model, feeds, "none")
     added = result.added
     for tensor in (added[0], added[len(added) // 2], added[-1]):
-        cut = tmp_path / f"cut-{added.index(tensor)}.onnx"
-        # The cut keeps IR 3 but drops initializers from the inputs, which the checker refuses.
-        onnx.utils.extract_model(str(source), str(cut), list(feeds), [tensor], check_model=False)
+        cut = _cut(source, tmp_path / f"cut-{added.index(tensor)}.onnx", list(feeds), [tensor])
         value = make_session(cut, "cpu", "none").run(feeds)[tensor]
+        clear_cache()
         np.testing.assert_allclose(full[tensor], value, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(value).max()))
+
+
+def _cut(source: Path, target: Path, inputs: list[str], outputs: list[str]) -> Path:
+    """onnx.utils.extract_model without loading the weights: the cut, saved beside ``source``, reads
+    the source's external data file (a cut of vgg19 would otherwise copy 550 MB three times)."""
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(source), load_external_data=False))
+    # The cut keeps IR 3 but drops initializers from the inputs, which the checker refuses: not checked.
+    onnx.save(onnx.utils.Extractor(model).extract_model(inputs, outputs), str(target))
+    return target
 
 
 def _node_reference(node: onnx.NodeProto, values: dict[str, np.ndarray], opset: int) -> np.ndarray:
@@ -333,11 +341,13 @@ def _node_reference(node: onnx.NodeProto, values: dict[str, np.ndarray], opset: 
 
 
 @pytest.mark.parametrize(
-    "name", ["squeezenet", "shufflenet", pytest.param("googlenet", marks=pytest.mark.slow)]
+    "zoo_case",
+    ["squeezenet", "shufflenet", pytest.param("googlenet", marks=pytest.mark.slow)],
+    indirect=True,
 )
-def test_zoo_all_matches_reference_per_node(name: str, zoo_exposed) -> None:
+def test_zoo_all_matches_reference_per_node(zoo_case) -> None:
     """Every exposed tensor equals onnx.reference applied to its node's (exposed) inputs."""
-    model, result = zoo_exposed(name)
+    _, model, result = zoo_case
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     values.update(ort_run(result.model, random_feeds(model), "none"))
     values.update(random_feeds(model))

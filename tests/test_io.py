@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxdream import io as model_io
-from onnxdream.errors import BadModelError
+from onnxdream.errors import BadModelError, OnnxDreamError, WriteError
+from onnxdream.paths import check_writes
 
 
 def small_model() -> onnx.ModelProto:
@@ -155,22 +157,24 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
 
 
-def test_interrupted_external_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_during_external_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(onnx, "save_model", explode)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(onnx.external_data_helper, "write_external_data_tensors", explode)
+    with pytest.raises(WriteError, match=r"m\.onnx: cannot write \(No space left on device\)"):
         model_io.save_model(small_model(), tmp_path / "m.onnx", external_data=True)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_refuse_to_overwrite_the_input(tmp_path: Path) -> None:
     path = model_io.save_model(small_model(), tmp_path / "m.onnx")
-    with pytest.raises(BadModelError, match="refusing to write over the input"):
-        model_io.refuse_overwrite(path, path)
-    model_io.refuse_overwrite(path, path, in_place=True)
-    model_io.refuse_overwrite(tmp_path / "other.onnx", path)
+    with pytest.raises(OnnxDreamError, match="refusing to write over the input"):
+        check_writes([path], [path])
+    check_writes([path], [path], in_place=[path])
+    check_writes([path], [tmp_path / "other.onnx"])
 
 
 def _bad_model_file(tmp_path: Path, kind: str) -> Path:

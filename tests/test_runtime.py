@@ -123,8 +123,9 @@ def test_cli_rejects_unknown_ort_opt(tmp_path: Path, relu: onnx.ModelProto) -> N
 def test_invalid_model_is_one_line_error(relu: onnx.ModelProto) -> None:
     broken = onnx.parser.parse_model(RELU.replace("Relu", "NoSuchOp"))
     with pytest.raises(OnnxDreamError) as info:
-        make_session(broken, "cpu")
-    assert str(info.value).startswith("ONNX Runtime cannot load the model: ")
+        make_session(broken, "cpu", source="broken.onnx")
+    assert str(info.value).startswith("broken.onnx: ONNX Runtime cannot load the model: ")
+    assert "NoSuchOp" in str(info.value)
     assert "\n" not in str(info.value)
 
 
@@ -150,3 +151,22 @@ def test_models_past_the_protobuf_limit_are_saved_once_and_cached(monkeypatch) -
     assert first is second
     out = first.run({"x": np.ones((1, 2), np.float32)})["y"]
     np.testing.assert_array_equal(out, [[3.0, 5.0, 7.0]])
+
+
+def test_session_cache_is_bounded(relu: onnx.ModelProto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Least recently used sessions are dropped: each one holds its model's weights."""
+    from onnxdream import runtime
+
+    monkeypatch.setattr(runtime, "CACHE_SIZE", 2)
+    clear_cache()
+    models = []
+    for k in range(3):
+        variant = onnx.ModelProto()
+        variant.CopyFrom(relu)
+        variant.doc_string = f"variant {k}"
+        models.append(variant)
+    sessions = [make_session(m, "cpu") for m in models]
+    assert len(runtime._cache) == 2
+    assert make_session(models[2], "cpu") is sessions[2]
+    assert make_session(models[1], "cpu") is sessions[1]
+    assert make_session(models[0], "cpu") is not sessions[0]  # evicted, built again

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from onnxdream.check import CheckResult, check
-from onnxdream.commands.common import guarded, out_console, print_json
+from onnxdream.commands.common import MaxPixelsOption, guarded, out_console, print_json
 from onnxdream.io import load_model
-from onnxdream.preprocess import load_input
+from onnxdream.preprocess import MAX_PIXELS, load_input
 
 
 def _number(value: float | None) -> str:
@@ -66,6 +66,7 @@ def check_command(
         str, typer.Option("--ort-opt", help="ONNX Runtime graph optimisations: none (default) or all.")
     ] = "none",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
 
@@ -83,7 +84,7 @@ def check_command(
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
     onnx_model = load_model(model)
-    feeds = load_input(input_file, onnx_model) if input_file is not None else None
+    feeds = load_input(input_file, onnx_model, max_pixels, str(model)) if input_file is not None else None
     result = check(
         onnx_model,
         feeds,

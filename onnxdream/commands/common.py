@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
+from types import FrameType
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, first_line
 
 err_console = Console(stderr=True, soft_wrap=True)
 """Logs, tables meant for people and progress go to stderr when ``--json`` owns stdout."""
@@ -20,16 +25,94 @@ out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 a check found a difference; 2 bad input or an output that cannot be "
+    "written (one line naming the file, node, layer or flag); 3 an internal error (one line and where "
+    "the full traceback was saved; ONNXDREAM_DEBUG=1 prints it); 128+N stopped by signal N (no "
+    "partial output is left)."
+)
+"""The exit-code contract, shown in ``onnxdream --help``."""
+
+DEBUG_ENV = "ONNXDREAM_DEBUG"
+"""Set to 1 to print the full traceback of an internal error instead of saving it to a file."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C so that every ``finally`` cleans up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM and SIGHUP unwind the command (temp files removed) instead of killing it."""
+    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    for signum in signals:
+        signal.signal(signum, _interrupt)
+    if hasattr(signal, "pthread_sigmask"):
+        # Signals the parent blocked stay blocked across exec: they would wait forever.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _internal_error(exc: BaseException) -> None:
+    """Say one line about a bug; the traceback goes to stderr (debug) or a file under the temp dir."""
+    text = "".join(traceback.format_exception(exc))
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        sys.stderr.write(text)
+        err_console.print(f"[bold red]internal error:[/] {first_line(exc)}", highlight=False)
+        return
+    try:
+        fd, name = tempfile.mkstemp(prefix="onnxdream-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        where = f"traceback saved to {name}"
+    except OSError:
+        where = f"set {DEBUG_ENV}=1 to see the traceback"
+    err_console.print(
+        f"[bold red]internal error:[/] {type(exc).__name__}: {first_line(exc)} ({where}; please report it)",
+        highlight=False,
+    )
+
+
 def guarded(func: F) -> F:
-    """Turn an ``OnnxDreamError`` into one line on stderr and its exit code (2 or 1)."""
+    """The one error contract of every command.
+
+    ``OnnxDreamError``: its message on one line and its exit code (2, or 1 for a mismatch);
+    an ``OSError`` about a file: that file and the reason, exit 2; a signal (Ctrl-C, or SIGTERM
+    and SIGHUP once :func:`install_signal_handlers` ran): one line, exit 128+N;
+    anything else is a bug: one ``internal error:`` line, exit 3, never a raw traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except (Interrupted, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            name = signal.Signals(signum).name
+            err_console.print(
+                f"[bold red]interrupted[/] by {name} (unfinished outputs removed)", highlight=False
+            )
+            raise typer.Exit(128 + signum) from None
         except OnnxDreamError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.filename is None:
+                _internal_error(exc)
+                raise typer.Exit(3) from None
+            err_console.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror or exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except Exception as exc:
+            _internal_error(exc)
+            raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -54,6 +137,16 @@ OrtOptOption = Annotated[
     typer.Option(
         "--ort-opt",
         help="ONNX Runtime graph optimisation level; 'none' computes every intermediate as in the graph.",
+    ),
+]
+
+
+MaxPixelsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels",
+        min=0,
+        help="Refuse input images of more pixels than this (decompression bombs); 0 lifts the limit.",
     ),
 ]
 

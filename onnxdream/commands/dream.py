@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from PIL import Image
 
-from onnxdream.commands.common import err_console, guarded, print_json, warn
+from onnxdream.commands.common import MaxPixelsOption, err_console, guarded, print_json, warn
 from onnxdream.errors import OnnxDreamError
+from onnxdream.preprocess import MAX_PIXELS
 
 _EXAMPLES = """
 
@@ -42,6 +43,31 @@ def _floats(text: str | None, option: str) -> list[float] | None:
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _check_paths(
+    image: str | None, out: str, guide: Path | None, model: str | None, frames: int | None, folder: bool
+) -> None:
+    """Refuse, before any work, outputs that would replace an input (image, guide, model files)."""
+    from onnxdream.dream.animate import frame_paths
+    from onnxdream.io import model_files
+    from onnxdream.paths import check_writes
+    from onnxdream.zoo import ZOO_PREFIX
+
+    reads: list[Path] = [guide] if guide is not None else []
+    if model is not None and not model.startswith(ZOO_PREFIX) and Path(model).is_file():
+        reads += model_files(model)
+    if folder:
+        sources = _images_in(Path(image))  # type: ignore[arg-type]
+        check_writes(reads + sources, [_out_name(s, Path(out)) for s in sources])
+        return
+    if image is not None:
+        reads.append(Path(image))
+    if frames is not None:
+        paths, gif = frame_paths(out, frames)
+        check_writes(reads, [*paths, gif])
+    else:
+        check_writes(reads, [out])
 
 
 def _out_name(source: Path, out_dir: Path) -> Path:
@@ -77,7 +103,7 @@ def dream_command(
     ),
     jitter: int = typer.Option(32, help="Random roll in pixels before each step."),
     tile: int = typer.Option(None, help="Compute gradients in tiles of this size (bounded memory)."),
-    seed: int = typer.Option(0, help="Random seed (same seed, same output on the CPU)."),
+    seed: int = typer.Option(0, help="Random seed, 0 to 2**32-1 (same seed, same output on the CPU)."),
     max_size: int = typer.Option(None, help="Shrink the input so its longer side is at most this."),
     mean: str = typer.Option(None, help="Override the model's mean, e.g. 0.485,0.456,0.406."),
     std: str = typer.Option(None, help="Override the model's std, e.g. 0.229,0.224,0.225."),
@@ -94,6 +120,7 @@ def dream_command(
     depth: int = typer.Option(None, help="Atlas: use scopes of this many name components."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0)."""
     from onnxdream.dream.animate import animate, save_animation
@@ -104,7 +131,6 @@ def dream_command(
     from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.objectives import parse_spec
     from onnxdream.dream.source import open_dreamer
-    from onnxdream.io import refuse_overwrite
 
     if demo:
         if out is None and image is not None:
@@ -118,8 +144,15 @@ def dream_command(
     folder = image is not None and Path(image).is_dir()
     if not folder and not frames:
         output_format(out)
-    if image is not None and not folder:
-        refuse_overwrite(out, image)
+    if not 0 <= seed < 2**32:
+        raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
+    if folder:
+        out_dir = Path(out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OnnxDreamError(f"{out_dir}: input is a folder, so OUT must be a folder too")
+        if out_dir.resolve() == Path(image).resolve():
+            raise OnnxDreamError(f"{out_dir}: refusing to write into the input folder")
+    _check_paths(image, out, guide, model, frames, folder)
 
     # The built-in model is exported on first use (several seconds), then read from the cache.
     with err_console.status("loading the model and building its torch mirror"):
@@ -141,7 +174,7 @@ def dream_command(
         jitter=jitter,
         tile=tile,
         seed=seed,
-        guide=as_array(guide) if guide is not None else None,
+        guide=as_array(guide, max_pixels=max_pixels) if guide is not None else None,
         check=check,
         check_every=check_every,
         on_mismatch=on_mismatch,
@@ -175,16 +208,12 @@ def dream_command(
 
     if folder:
         out_dir = Path(out)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OnnxDreamError(f"{out_dir}: input is a folder, so OUT must be a folder too")
-        if out_dir.resolve() == Path(image).resolve():
-            raise OnnxDreamError(f"{out_dir}: refusing to write into the input folder")
         specs = layer_specs(dreamer, layer, model)
         done = 0
         dreamer.net.validate([s.layer for s in specs])  # a bad layer fails once, before any image
         for source in _images_in(Path(image)):
             try:
-                pixels = as_array(source, max_size)
+                pixels = as_array(source, max_size, max_pixels)
                 picture, result = dreamer.run(pixels, specs, options)
             except OnnxDreamError as exc:
                 if exc.exit_code != 2:
@@ -198,7 +227,7 @@ def dream_command(
         if done == 0:
             raise OnnxDreamError(f"{image}: no image in the folder could be dreamed")
     else:
-        pixels = demo_image(seed=seed) if image is None else as_array(image, max_size)
+        pixels = demo_image(seed=seed) if image is None else as_array(image, max_size, max_pixels)
         if max_size is not None and image is None:
             pixels = as_array(pixels, max_size)
         if atlas:

@@ -10,7 +10,8 @@ import typer
 from onnxdream.commands.common import err_console, guarded, print_json
 from onnxdream.errors import OnnxDreamError
 from onnxdream.export import export_model, require_match
-from onnxdream.io import check_model, save_model
+from onnxdream.io import check_model, data_path, save_model
+from onnxdream.paths import check_writes
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
@@ -47,6 +48,14 @@ def export_command(
     ] = None,
     std: Annotated[str | None, typer.Option(help="Preprocessing std per channel.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Allow a torch.save(model) file: loading it runs code from the file. "
+            "Without it only TorchScript, weights-only files and pkg.mod:factory load.",
+        ),
+    ] = False,
 ) -> None:
     """Export a torch model to ONNX with node names = torch module paths.
 
@@ -60,7 +69,11 @@ def export_command(
       onnxdream export model.pt model.onnx --input-shape 1,3,256,256 --legacy
 
       onnxdream export mypkg.models:build net.onnx --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
+
+      onnxdream export full_model.pt model.onnx --trust-pickle
     """
+    spec_file = Path(spec) if Path(spec).is_file() else None
+    check_writes([spec_file], [out, data_path(out)])
     with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):
         result = export_model(
             spec,
@@ -70,6 +83,7 @@ def export_command(
             dynamic_batch=dynamic_batch,
             mean=_floats(mean, "--mean"),
             std=_floats(std, "--std"),
+            trust_pickle=trust_pickle,
         )
     check_model(result.model)
     summary = {

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from onnxdream.commands.common import (
     DeviceOption,
+    MaxPixelsOption,
     OrtOptOption,
     err_console,
     guarded,
@@ -19,6 +20,7 @@ from onnxdream.commands.common import (
     print_json,
     warn,
 )
+from onnxdream.preprocess import MAX_PIXELS
 from onnxdream.shapes import value_type
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ def expose_layers(
     ] = None,
     device: DeviceOption = "auto",
     ort_opt: OrtOptOption = "all",
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Expose layers as extra graph outputs, addressed by layer name.
 
@@ -106,15 +109,22 @@ def expose_layers(
       onnxdream expose-layers m.onnx out.onnx -l _blocks.8 --run photo.jpg --save acts.npz
     """
     from onnxdream import io
+    from onnxdream.paths import check_writes
     from onnxdream.preprocess import load_input
     from onnxdream.surgery import expose
 
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
     _warn_ignored(input_path, output, in_place, run, save, ort_set)
-    io.refuse_overwrite(output, input_path, in_place)
+    saving = save is not None and run is not None
+    check_writes(
+        [*io.model_files(input_path), run],
+        [output, io.data_path(output), save if saving else None],
+        in_place=[output, io.data_path(output)] if in_place else [],
+        hint="use --in-place",
+    )
     external = io.uses_external_data(input_path)
     model = io.load_model(input_path)
-    feeds = load_input(run, model) if run is not None else None
+    feeds = load_input(run, model, max_pixels, str(input_path)) if run is not None else None
     result = expose(
         model,
         layer or (),
@@ -127,10 +137,11 @@ def expose_layers(
     )
     values: dict[str, np.ndarray] = {}
     if run is not None and feeds is not None:
-        values = _run(result.model, input_path, run, feeds, device, ort_opt, result.exposed)
-    io.save_model(result.model, output, external_data=True if external else None)
-    if save is not None and run is not None:
-        _save_npz(save, result.exposed, values)
+        values = _run(result.model, run, feeds, device, ort_opt, result.exposed, str(input_path))
+    with io.staged() as staging:  # the model and the activations: both or neither
+        io.save_model(result.model, output, external_data=True if external else None, staging=staging)
+        if saving:
+            _save_npz(staging.path(save), result.exposed, values)
     _report(result, values, json_)
     err_console.print(
         f"wrote {output}: {len(result.added)} new output(s) for {len(result.exposed)} layer(s)",
@@ -140,31 +151,29 @@ def expose_layers(
 
 def _run(
     model: onnx.ModelProto,
-    source: Path,
     run: Path,
     feeds: dict[str, np.ndarray],
     device: str,
     ort_opt: str,
     exposed: dict[str, tuple[str, ...]],
+    source: str,
 ) -> dict[str, np.ndarray]:
     from onnxdream.runtime import make_session
     from onnxdream.sizes import input_failure
 
-    session = make_session(model, device, ort_opt)
+    session = make_session(model, device, ort_opt, source=source)
     tensors = list(dict.fromkeys(t for ts in exposed.values() for t in ts))
     try:
         values = session.run(feeds, tensors, quiet=True)
     except Exception as exc:  # ORT raises several unrelated types for bad feeds
-        raise input_failure(model, feeds, str(source), exc, str(run)) from None
+        raise input_failure(model, feeds, source, exc, str(run)) from None
     err_console.print(f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False)
     return values
 
 
 def _save_npz(path: Path, exposed: dict[str, tuple[str, ...]], values: dict[str, np.ndarray]) -> None:
-    from onnxdream.io import atomic_path
-
     arrays = {key: values[tensor] for key, tensor in npz_keys(exposed).items()}
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with open(path, "wb") as handle:
         np.savez(handle, **arrays)
 
 

@@ -12,13 +12,23 @@ from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
 from onnxdream.errors import OnnxDreamError
-from onnxdream.io import atomic_path, load_model, refuse_overwrite, save_model, uses_external_data
+from onnxdream.io import data_path, load_model, model_files, save_model, staged, uses_external_data
 from onnxdream.names.apply import RenameResult, rename, undo
 from onnxdream.names.mapping import Rule, load_map
 from onnxdream.names.plan import resolve_strategies
+from onnxdream.paths import check_writes
 
 
-def _load_reference(spec: str) -> onnx.ModelProto:
+def _reference_files(spec: str | None) -> list[Path]:
+    """The files ``--reference`` reads (an ``.onnx`` with its data, or a torch file)."""
+    if spec is None:
+        return []
+    if spec.lower().endswith(".onnx"):
+        return model_files(spec)
+    return [Path(spec)] if Path(spec).is_file() else []
+
+
+def _load_reference(spec: str, trust_pickle: bool) -> onnx.ModelProto:
     """An ``.onnx`` file or a zoo model as it is, any other export SPEC exported on the fly."""
     from onnxdream.export import export_model, require_match
     from onnxdream.zoo import ZOO_PREFIX, zoo_onnx
@@ -28,7 +38,7 @@ def _load_reference(spec: str) -> onnx.ModelProto:
     with err_console.status(f"loading the reference {spec}"):
         if spec.startswith(ZOO_PREFIX):
             return zoo_onnx(spec)  # the built-in model is exported once, then cached
-        result = export_model(spec)
+        result = export_model(spec, trust_pickle=trust_pickle)
     require_match(result, spec)
     return result.model
 
@@ -84,6 +94,13 @@ def rename_command(
         float, typer.Option("--min-score", min=0.0, max=1.0, help="Weakest reference match accepted.")
     ] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document.")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Allow a --reference saved with torch.save(model): loading it runs code from the file.",
+        ),
+    ] = False,
 ) -> None:
     """Give nodes with lost names (empty, node_Conv_877, n4_2) meaningful, unique names.
 
@@ -111,8 +128,11 @@ def rename_command(
     target = output if output is not None else (model if in_place else None)
     if target is None and not dry_run:
         raise OnnxDreamError("missing OUT.onnx (or pass --in-place to write over the input)")
-    if target is not None and not dry_run:
-        refuse_overwrite(target, model, in_place)
+    if not dry_run:
+        writes = [target, data_path(target), report]
+        reads = [*model_files(model), map_file, *_reference_files(reference)]
+        in_place_ok = [target, data_path(target)] if in_place else []
+        check_writes(reads, writes, in_place=in_place_ok, hint="use --in-place")
 
     source = load_model(model)
     if undo_renames:
@@ -125,7 +145,7 @@ def rename_command(
             mapping=mapping,
             rules=rules,
             strip_prefix=strip_prefix,
-            reference=_load_reference(reference) if reference else None,
+            reference=_load_reference(reference, trust_pickle) if reference else None,
             min_score=min_score,
             source=str(model),
             inplace=True,
@@ -133,10 +153,12 @@ def rename_command(
     for warning in result.plan.warnings:
         warn(warning)
     if not dry_run:
-        save_model(result.model, target, external_data=uses_external_data(model) or None)
-    if report is not None and not dry_run:
-        with atomic_path(report) as tmp:
-            tmp.write_text(json.dumps(result.report(), indent=2) + "\n", encoding="utf-8")
+        external = uses_external_data(model) or None
+        with staged() as staging:  # the model and the report: both or neither
+            save_model(result.model, target, external_data=external, staging=staging)
+            if report is not None:
+                text = json.dumps(result.report(), indent=2) + "\n"
+                staging.path(report).write_text(text, encoding="utf-8")
     if as_json:
         print_json(result.report())
     _print_summary(result, dry_run=dry_run, to_stderr=as_json)

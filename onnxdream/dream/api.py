@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from onnxdream.dream.engine import Dreamer, DreamOptions, DreamResult
-from onnxdream.dream.image import from_pil, limit_size, load_image
+from onnxdream.dream.image import MAX_PIXELS, from_pil, limit_size, load_image
 from onnxdream.dream.objectives import LayerSpec, parse_spec
 from onnxdream.dream.source import ModelArg, default_layers, open_dreamer
 from onnxdream.errors import OnnxDreamError
@@ -19,15 +19,18 @@ ImageArg = str | os.PathLike[str] | Image.Image | np.ndarray
 _OPTION_NAMES = {f.name for f in fields(DreamOptions)}
 
 
-def as_array(image: ImageArg, max_size: int | None = None) -> np.ndarray:
-    """An image path, Pillow image or HxWx3 float array in [0, 1] as an RGB float32 array."""
+def as_array(image: ImageArg, max_size: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image path, Pillow image or HxWx3 float array in [0, 1] as an RGB float32 array.
+
+    A path is read only up to ``max_pixels`` pixels (0: no limit).
+    """
     if isinstance(image, Image.Image):
         return limit_size(from_pil(image), max_size)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise OnnxDreamError(f"image array must be HxWx3, got shape {image.shape}")
         return limit_size(image.astype(np.float32, copy=False), max_size)
-    return load_image(image, max_size)
+    return load_image(image, max_size, max_pixels)
 
 
 def layer_specs(

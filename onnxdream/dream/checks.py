@@ -153,6 +153,7 @@ class ForwardChecker:
         device: str = "auto",
         atol: float = ATOL,
         rtol: float = RTOL,
+        source: str = "<model>",
     ) -> None:
         """
         Args:
@@ -162,12 +163,13 @@ class ForwardChecker:
             atol, rtol: an element fails only when its difference is above both
                 ``atol * max(1, max|reference of its tensor|)`` and ``rtol * |reference|`` (the
                 tolerances of ``onnxdream check``).
+            source: the model's file or name, for messages.
         """
         self.mapping = {layer: list(names) for layer, names in mapping.items()}
         outputs = list(dict.fromkeys(name for names in self.mapping.values() for name in names))
         self.model = cut_model(model, outputs)
         # No busy-waiting ORT threads between checks: they would steal the CPU from torch.
-        self.session = make_session(self.model, device=device, spinning=False)
+        self.session = make_session(self.model, device=device, spinning=False, source=source)
         self.input_name = self.session.input_names[0]
         self.atol, self.rtol = atol, rtol
 

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import atomic_path
+from onnxdream.preprocess import MAX_PIXELS
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 """Output extensions and the Pillow format each one is written in."""
@@ -74,19 +75,40 @@ def fit_size(height: int, width: int, max_size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def load_image(path: str | os.PathLike[str], max_size: int | None = None) -> np.ndarray:
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    """Open ``path`` lazily, refusing more than ``max_pixels`` pixels (0: no limit) before decoding."""
+    # Pillow's own decompression-bomb check is replaced by ours, which says how to lift it.
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        opened = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    width, height = opened.size
+    if max_pixels and width * height > max_pixels:
+        opened.close()
+        raise OnnxDreamError(
+            f"{path}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels} "
+            "(--max-pixels N raises it, 0 lifts it)"
+        )
+    return opened
+
+
+def load_image(
+    path: str | os.PathLike[str], max_size: int | None = None, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Read any Pillow-readable image as an RGB float32 array ``(H, W, 3)`` in [0, 1].
 
     EXIF orientation is applied; RGBA, greyscale, palette, 16-bit and CMYK inputs all become RGB.
 
     Raises:
-        OnnxDreamError: missing or unreadable file, or ``max_size`` below 1.
+        OnnxDreamError: missing or unreadable file, more than ``max_pixels`` pixels (0: no
+            limit), or ``max_size`` below 1.
     """
     path = Path(path)
     if not path.is_file():
         raise OnnxDreamError(f"{path}: image not found")
     try:
-        with Image.open(path) as opened:
+        with _open(path, max_pixels) as opened:
             image = ImageOps.exif_transpose(opened)
             image.load()
             array = _to_rgb_array(image)

@@ -67,6 +67,25 @@ def load_onnx(model: str | os.PathLike[str] | onnx.ModelProto | None) -> tuple[o
     return as_model(model)
 
 
+def _require_image_input(proto: onnx.ModelProto, label: str) -> None:
+    """Refuse, before any run, a model whose one data input is not a float N x C x H x W image.
+
+    Raises:
+        OnnxDreamError: no data input or several, an integer input, or a rank other than 4.
+    """
+    from onnxdream.preprocess import input_spec
+
+    try:
+        spec = input_spec(proto)
+    except OnnxDreamError as exc:
+        raise OnnxDreamError(f"{label}: {exc}") from None
+    if spec.dtype.kind != "f" or len(spec.dims) != 4:
+        raise OnnxDreamError(
+            f"{label}: dream needs a float image input (N, C, H, W); input {spec.name!r} is "
+            f"{spec.dtype} of rank {len(spec.dims)}"
+        )
+
+
 def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
     """The layers to dream on when none is given.
 
@@ -83,8 +102,9 @@ def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
     hint = "`onnxdream layers MODEL` lists them all"
     if names and sum(map(is_generated, names)) > len(names) // 2:
         hint += "; its names look generated: `onnxdream rename MODEL OUT` gives meaningful ones"
+    where = f"{os.fspath(model)}: " if isinstance(model, str | os.PathLike) else ""
     raise OnnxDreamError(
-        "choose a layer with --layer for this model (e.g. "
+        f"{where}choose a layer with --layer for this model (e.g. "
         + ", ".join(repr(n) for n in middle)
         + f"; {hint})"
     )
@@ -117,14 +137,15 @@ def open_dreamer(
     if isinstance(model, ActivationModel) and not isinstance(model, (str, os.PathLike)):
         return Dreamer(model, preprocess_for(None, mean, std, value_range, channels), target)
     proto, label = load_onnx(model)  # type: ignore[arg-type]
-    from onnxdream.mirror import to_torch
+    _require_image_input(proto, label)
+    from onnxdream.mirror import Mirror
 
-    mirror = to_torch(proto).to(target).eval().requires_grad_(False)
+    mirror = Mirror(proto, label).to(target).eval().requires_grad_(False)
     index = GraphIndex(proto.graph, label)
     preprocess = preprocess_for(proto, mean, std, value_range, channels)
 
     def checker(layers: list[str]) -> ForwardChecker:
         mapping = {name: list(index.resolve(name).outputs) for name in layers}
-        return ForwardChecker(proto, mapping, device=device)
+        return ForwardChecker(proto, mapping, device=device, source=label)
 
     return Dreamer(MirrorActivations(mirror, index), preprocess, target, checker)
