@@ -1,16 +1,20 @@
 """One ONNX node as an ``nn.Module``: what the mirror runs, prints, pickles, hooks and traces.
 
 Design: a single :class:`NodeModule` class wraps whatever a converter returns, rather than one
-module class per op family. Converters stay pure functions ``NodeView -> Converted`` (new ones
-need no module code), and every op, present or future, gets the same module behaviour:
+module class per op family. Module classes per family would have to re-state every converter's
+attribute handling (a twin of each of the ~114 converters, kept in step by hand); one generic
+class keeps converters pure functions ``NodeView -> Converted``, so new ones need no module code,
+and every op, present or future, gets the same module behaviour:
 
-* ``repr`` names the op type and its attributes (``Conv(k=3x3, s=2, p=1, g=1)``);
+* ``repr`` names the op type and its attributes (``Conv(k=3x3, s=2, p=1, d=1, g=1)``);
 * forward hooks see the node's inputs (in the converter's ``positions`` order, weights included)
   and its output (a tuple for a node with several outputs);
-* pickling keeps the node's definition (NodeProto bytes, key, opset, the constant inputs the
-  converter read) and drops the converter's callable, which is often a closure; the owning
-  :class:`~onnxdream.mirror.module.Mirror` runs the converter again after loading
-  (:meth:`NodeModule.rebuild`), so ``torch.save(mirror)`` / ``torch.load`` round-trip;
+* pickling keeps the node's definition (NodeProto bytes, key, opset, and the small constant
+  inputs the converter read and baked in, such as a Reshape's shape) and drops the converter's
+  callable, which is often a closure; the owning :class:`~onnxdream.mirror.module.Mirror` runs
+  the converter again after loading (:meth:`NodeModule.rebuild`), supplying the constants it
+  stores itself (weights), so ``torch.save(mirror)`` / ``torch.load`` round-trip and no weight
+  is saved twice;
 * the module holds no parameters: initializers are graph-level (one tensor may feed several
   nodes) and stay in the mirror's ``weights``, so ``state_dict`` keys and shared weights are as
   before, and ``.to()``/``.half()`` move each tensor once.
@@ -155,7 +159,7 @@ class NodeModule(nn.Module):
         op_type: the ONNX op type (also the name ``repr`` shows).
         inputs: the ONNX tensor names fed to the module, in order ("" for an absent input).
         outputs: the ONNX tensor names the module produces.
-        device: False for shape computations, which run on the CPU.
+        on_device: False for shape computations, which run on the CPU.
         positions: the node inputs the converter reads (``Converted.positions``).
         fn: the converter's callable (rebuilt after unpickling, see :meth:`rebuild`).
     """
@@ -167,7 +171,7 @@ class NodeModule(nn.Module):
         converted: Converted,
         inputs: Sequence[str],
         outputs: Sequence[str],
-        device: bool,
+        on_device: bool,
         moves: Sequence[int] = (),
         anchor: int = 0,
         summary: str = "",
@@ -178,7 +182,7 @@ class NodeModule(nn.Module):
         self.opset = view.opset
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
-        self.device = device
+        self.on_device = on_device
         self.positions = converted.positions
         self.fn: Fn | None = converted.fn
         self._node = node
