@@ -30,6 +30,7 @@ to modules without having to know this.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import onnx
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from onnxdream.errors import BadModelError, UnsupportedOpError
-from onnxdream.mirror.registry import Converted, Fn, NodeView, lookup
+from onnxdream.mirror.registry import Converted, NodeView, lookup
 
 ConstantLookup = Callable[[str], "torch.Tensor | None"]
 
@@ -84,9 +85,10 @@ def _format_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def _schema(node: onnx.NodeProto, opset: int) -> Any:
+@lru_cache(maxsize=1024)
+def _schema(op_type: str, opset: int, domain: str) -> Any:
     try:
-        return onnx.defs.get_schema(node.op_type, opset, node.domain)
+        return onnx.defs.get_schema(op_type, opset, domain)
     except onnx.defs.SchemaError:
         return None
 
@@ -111,7 +113,7 @@ def describe(node: onnx.NodeProto, opset: int, constants: Mapping[str, torch.Ten
     rather than feeding them, such as Clip's bounds) of at most 8 values, by their schema names
     (``Clip(min=0, max=6)``).
     """
-    schema = _schema(node, opset)
+    schema = _schema(node.op_type, opset, node.domain)
     values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     order = [n for n in _FIRST if n in values] + sorted(n for n in values if n not in _FIRST)
     parts = [
@@ -177,23 +179,27 @@ class NodeModule(nn.Module):
         summary: str = "",
     ) -> None:
         super().__init__()
-        self.key = view.key
-        self.op_type = node.op_type
-        self.opset = view.opset
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        self.on_device = on_device
-        self.positions = converted.positions
-        self.fn: Fn | None = converted.fn
-        self._node = node
-        self._summary = summary
-        fed = set(inputs)
-        self._constant_inputs = tuple(n for n in node.input if n and n in view.constant_names)
-        self._kept = {n: v for n, v in view.read.items() if n not in fed}
-        """Constants the converter read and the mirror does not store (shapes, axes, scales)."""
-        self._moves = tuple(moves)
-        """Input indices computed on the CPU that move to the device of input ``_anchor``."""
-        self._anchor = anchor
+        constant, fed = view.constant_names, set(inputs)
+        # Plain attributes go straight into __dict__: nn.Module.__setattr__ costs ~10 us a call,
+        # which a mirror of hundreds of nodes would pay a dozen times per node.
+        vars(self).update(
+            key=view.key,
+            op_type=node.op_type,
+            opset=view.opset,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            on_device=on_device,
+            positions=converted.positions,
+            fn=converted.fn,
+            _node=node,
+            _summary=summary,
+            _constant_inputs=tuple(n for n in node.input if n in constant),
+            # Constants the converter read and the mirror does not store (shapes, axes, scales).
+            _kept={n: v for n, v in view.read.items() if n not in fed},
+            # Input indices computed on the CPU that move to the device of input ``_anchor``.
+            _moves=tuple(moves),
+            _anchor=anchor,
+        )
 
     def _get_name(self) -> str:
         return self.op_type
