@@ -9,8 +9,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+import torch.fx
 
-from onnxdream.errors import BadModelError, UnknownLayerError
+from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError
 from onnxdream.export import quiet_exporter
 from onnxdream.mirror import NodeModule, to_torch
 from onnxdream.mirror.fx import MirrorTracer, placeholder_names, trace
@@ -205,12 +206,17 @@ def test_a_node_module_unpickled_alone_says_so():
         module(torch.randn(2))
 
 
-def test_cpu_shape_values_move_to_the_device_of_the_data():
-    # The meta device stands in for a GPU: a CPU tensor mixed into a meta computation fails.
-    mirror = to_torch(parse(DYNAMIC_TEXT)).to("meta")
+def _runs_on_meta(mirror: torch.nn.Module) -> None:
     y, z = mirror(torch.empty(2, 3, 4, 4, device="meta"))
     assert y.device.type == "meta" and y.shape == (2, 48)
     assert z.device.type == "meta" and z.shape == (2, 3, 4, 4)
+
+
+def test_cpu_shape_values_move_to_the_device_of_the_data():
+    # The meta device stands in for a GPU: a CPU tensor mixed into a meta computation fails.
+    mirror = to_torch(parse(DYNAMIC_TEXT))
+    _runs_on_meta(mirror.to("meta"))
+    assert {t.device.type for t in mirror.host.buffers()} == {"cpu"}
 
 
 def test_fx_trace_has_one_call_module_per_node_and_matches_the_mirror():
@@ -244,6 +250,13 @@ def test_fx_trace_of_a_dynamic_graph_follows_the_input_and_shares_hooks():
         for got, want in zip(gm(torch.from_numpy(x)), ort_run(model, {"x": x}), strict=True):
             np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
     assert seen == [(1, 2, 3, 3), (2, 3, 5, 4)]
+
+
+def test_plain_symbolic_trace_points_to_the_mirror_tracer():
+    with pytest.raises(
+        OnnxDreamError, match=r"symbolic_trace cannot trace a mirror; use onnxdream\.mirror\.fx\.trace"
+    ):
+        torch.fx.symbolic_trace(to_torch(_tiny()))
 
 
 def test_fx_placeholders_are_identifiers_named_after_the_inputs():

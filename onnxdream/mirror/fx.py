@@ -1,7 +1,8 @@
 """``torch.fx`` tracing of a mirror, with its node modules as leaves.
 
-``torch.fx.symbolic_trace(mirror)`` cannot trace the mirror: its ``forward(*inputs, layers=None)``
-takes a variable number of inputs, which fx turns into one opaque placeholder. :class:`MirrorTracer`
+``torch.fx.symbolic_trace(mirror)`` cannot trace the mirror (it raises, naming :func:`trace`): its
+``forward(*inputs, layers=None)`` takes a variable number of inputs, which fx turns into one
+opaque placeholder. :class:`MirrorTracer`
 gives fx one placeholder per graph input (named after it) and keeps every
 :class:`~onnxdream.mirror.node.NodeModule` as a leaf, so the traced graph has one ``call_module``
 per ONNX node, ``get_attr`` for the weights, and whatever the node does inside (shape arithmetic,

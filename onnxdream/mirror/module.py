@@ -45,6 +45,7 @@ from typing import Any
 
 import onnx
 import torch
+import torch.fx
 from torch import nn
 
 import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
@@ -353,6 +354,8 @@ class Mirror(nn.Module):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.index = GraphIndex(onnx.GraphProto.FromString(self.index), self.source)
+        for key, value in self.host._buffers.items():  # even under torch.load(map_location=...)
+            self.host._buffers[key] = value.cpu()
         for module in self.nodes.values():
             module.rebuild(self._constant)
 
@@ -469,6 +472,10 @@ class Mirror(nn.Module):
 
     def forward(self, *inputs: Any, layers: Sequence[str] | None = None) -> Any:
         """Graph outputs (one tensor, or a tuple), or ``{layer: activation}`` when ``layers`` is given."""
+        if isinstance(layers, torch.fx.Proxy):  # fx made one placeholder of the variable inputs
+            raise OnnxDreamError(
+                f"{self.source}: torch.fx.symbolic_trace cannot trace a mirror; use onnxdream.mirror.fx.trace"
+            )
         if layers is None:
             values = self.tensors(*inputs, names=self.output_names)
             outs = tuple(values[n] for n in self.output_names)

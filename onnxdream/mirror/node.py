@@ -1,16 +1,20 @@
 """One ONNX node as an ``nn.Module``: what the mirror runs, prints, pickles, hooks and traces.
 
 Design: a single :class:`NodeModule` class wraps whatever a converter returns, rather than one
-module class per op family. Converters stay pure functions ``NodeView -> Converted`` (new ones
-need no module code), and every op, present or future, gets the same module behaviour:
+module class per op family. Module classes per family would have to re-state every converter's
+attribute handling (a twin of each of the ~114 converters, kept in step by hand); one generic
+class keeps converters pure functions ``NodeView -> Converted``, so new ones need no module code,
+and every op, present or future, gets the same module behaviour:
 
-* ``repr`` names the op type and its attributes (``Conv(k=3x3, s=2, p=1, g=1)``);
+* ``repr`` names the op type and its attributes (``Conv(k=3x3, s=2, p=1, d=1, g=1)``);
 * forward hooks see the node's inputs (in the converter's ``positions`` order, weights included)
   and its output (a tuple for a node with several outputs);
-* pickling keeps the node's definition (NodeProto bytes, key, opset, the constant inputs the
-  converter read) and drops the converter's callable, which is often a closure; the owning
-  :class:`~onnxdream.mirror.module.Mirror` runs the converter again after loading
-  (:meth:`NodeModule.rebuild`), so ``torch.save(mirror)`` / ``torch.load`` round-trip;
+* pickling keeps the node's definition (NodeProto bytes, key, opset, and the small constant
+  inputs the converter read and baked in, such as a Reshape's shape) and drops the converter's
+  callable, which is often a closure; the owning :class:`~onnxdream.mirror.module.Mirror` runs
+  the converter again after loading (:meth:`NodeModule.rebuild`), supplying the constants it
+  stores itself (weights), so ``torch.save(mirror)`` / ``torch.load`` round-trip and no weight
+  is saved twice;
 * the module holds no parameters: initializers are graph-level (one tensor may feed several
   nodes) and stay in the mirror's ``weights``, so ``state_dict`` keys and shared weights are as
   before, and ``.to()``/``.half()`` move each tensor once.
@@ -26,6 +30,7 @@ to modules without having to know this.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import onnx
@@ -33,7 +38,7 @@ import torch
 from torch import nn
 
 from onnxdream.errors import BadModelError, UnsupportedOpError
-from onnxdream.mirror.registry import Converted, Fn, NodeView, lookup
+from onnxdream.mirror.registry import Converted, NodeView, lookup
 
 ConstantLookup = Callable[[str], "torch.Tensor | None"]
 
@@ -80,9 +85,10 @@ def _format_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def _schema(node: onnx.NodeProto, opset: int) -> Any:
+@lru_cache(maxsize=1024)
+def _schema(op_type: str, opset: int, domain: str) -> Any:
     try:
-        return onnx.defs.get_schema(node.op_type, opset, node.domain)
+        return onnx.defs.get_schema(op_type, opset, domain)
     except onnx.defs.SchemaError:
         return None
 
@@ -107,7 +113,7 @@ def describe(node: onnx.NodeProto, opset: int, constants: Mapping[str, torch.Ten
     rather than feeding them, such as Clip's bounds) of at most 8 values, by their schema names
     (``Clip(min=0, max=6)``).
     """
-    schema = _schema(node, opset)
+    schema = _schema(node.op_type, opset, node.domain)
     values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     order = [n for n in _FIRST if n in values] + sorted(n for n in values if n not in _FIRST)
     parts = [
@@ -155,7 +161,7 @@ class NodeModule(nn.Module):
         op_type: the ONNX op type (also the name ``repr`` shows).
         inputs: the ONNX tensor names fed to the module, in order ("" for an absent input).
         outputs: the ONNX tensor names the module produces.
-        device: False for shape computations, which run on the CPU.
+        on_device: False for shape computations, which run on the CPU.
         positions: the node inputs the converter reads (``Converted.positions``).
         fn: the converter's callable (rebuilt after unpickling, see :meth:`rebuild`).
     """
@@ -167,29 +173,33 @@ class NodeModule(nn.Module):
         converted: Converted,
         inputs: Sequence[str],
         outputs: Sequence[str],
-        device: bool,
+        on_device: bool,
         moves: Sequence[int] = (),
         anchor: int = 0,
         summary: str = "",
     ) -> None:
         super().__init__()
-        self.key = view.key
-        self.op_type = node.op_type
-        self.opset = view.opset
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        self.device = device
-        self.positions = converted.positions
-        self.fn: Fn | None = converted.fn
-        self._node = node
-        self._summary = summary
-        fed = set(inputs)
-        self._constant_inputs = tuple(n for n in node.input if n and n in view.constant_names)
-        self._kept = {n: v for n, v in view.read.items() if n not in fed}
-        """Constants the converter read and the mirror does not store (shapes, axes, scales)."""
-        self._moves = tuple(moves)
-        """Input indices computed on the CPU that move to the device of input ``_anchor``."""
-        self._anchor = anchor
+        constant, fed = view.constant_names, set(inputs)
+        # Plain attributes go straight into __dict__: nn.Module.__setattr__ costs ~10 us a call,
+        # which a mirror of hundreds of nodes would pay a dozen times per node.
+        vars(self).update(
+            key=view.key,
+            op_type=node.op_type,
+            opset=view.opset,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            on_device=on_device,
+            positions=converted.positions,
+            fn=converted.fn,
+            _node=node,
+            _summary=summary,
+            _constant_inputs=tuple(n for n in node.input if n in constant),
+            # Constants the converter read and the mirror does not store (shapes, axes, scales).
+            _kept={n: v for n, v in view.read.items() if n not in fed},
+            # Input indices computed on the CPU that move to the device of input ``_anchor``.
+            _moves=tuple(moves),
+            _anchor=anchor,
+        )
 
     def _get_name(self) -> str:
         return self.op_type
