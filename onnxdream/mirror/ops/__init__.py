@@ -16,6 +16,8 @@ from onnxdream.mirror.ops import (
     random,
     reduce,
     resize,
+    scatter,
+    select,
     shape,
 )
 
@@ -33,6 +35,8 @@ FAMILIES = (
     random,
     reduce,
     resize,
+    scatter,
+    select,
     shape,
 )
 """The converter modules, listed explicitly (no import-time discovery)."""
