@@ -1,4 +1,4 @@
-"""Normalisations: BatchNormalization (inference), Instance/Layer/Group normalisation, LRN."""
+"""Normalisations: BatchNormalization (inference), Instance/Layer/Group/Lp normalisation, LRN."""
 
 from __future__ import annotations
 
@@ -95,5 +95,18 @@ def lrn(node: NodeView) -> Converted:
         sq = (x * x).reshape(n, 1, c, -1)
         window = F.avg_pool2d(F.pad(sq, (0, 0, front, back)), (size, 1), stride=1)
         return x / (bias + alpha * window.reshape(x.shape)) ** beta
+
+    return node.call(run, 0)
+
+
+@converter("LpNormalization", 1)
+def lp_normalization(node: NodeView) -> Converted:
+    axis, p = node.attr("axis", -1), node.attr("p", 2)
+    if p not in (1, 2):
+        raise node.unsupported(f"p={p} (ONNX allows 1 or 2)")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, p, dim=axis, keepdim=True)
+        return x / torch.where(norm == 0, torch.ones_like(norm), norm)  # an all-zero slice stays 0
 
     return node.call(run, 0)
