@@ -42,7 +42,7 @@ from torch import nn
 import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
 from onnxdream.errors import BadModelError, OnnxDreamError, UnsupportedOpError
 from onnxdream.graph import GraphIndex
-from onnxdream.mirror.registry import Converted, Fn, NodeView, lookup, to_torch_tensor
+from onnxdream.mirror.registry import Converted, Fn, NodeView, input_names, lookup, to_torch_tensor
 
 _NONE_SLOT = 0
 _TRASH_SLOT = 1
@@ -186,7 +186,7 @@ class _Builder:
 
     def _fold(self, i: int, conv: Converted) -> None:
         node = self.index.nodes[i]
-        names = [node.input[p] if p < len(node.input) else "" for p in conv.positions]
+        names = input_names(node, conv.positions)
         if any(n and n not in self.constants for n in names):
             return  # an input failed to convert; that problem is already listed
         try:
@@ -278,7 +278,7 @@ class Mirror(nn.Module):
             if all(o in constants for o in outputs if o):
                 continue
             conv, shape_inputs = b.converted[i]
-            names = tuple(node.input[p] if p < len(node.input) else "" for p in conv.positions)
+            names = tuple(input_names(node, conv.positions))
             data = [n for p, n in zip(conv.positions, names, strict=True) if n and p not in shape_inputs]
             on_device = any(n in device_tensors for n in data)
             move = []

@@ -103,6 +103,41 @@ def supported_ops() -> dict[str, list[int]]:
     return {op: sorted(versions) for op, versions in sorted(_REGISTRY.items())}
 
 
+def outer_names(node: onnx.NodeProto) -> list[str]:
+    """Names the node's subgraphs (If/Loop/Scan bodies, at any depth) read from enclosing scopes."""
+    found: dict[str, None] = {}
+
+    def visit(graph: onnx.GraphProto, known: set[str]) -> None:
+        known = known | {i.name for i in graph.input} | {t.name for t in graph.initializer}
+        for inner in graph.node:
+            for name in inner.input:
+                if name and name not in known:
+                    found[name] = None
+            for sub in _subgraphs(inner):
+                visit(sub, known)
+            known |= set(inner.output)
+
+    for sub in _subgraphs(node):
+        visit(sub, set())
+    return list(found)
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    graphs = []
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            graphs.append(a.g)
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            graphs.extend(a.graphs)
+    return graphs
+
+
+def input_names(node: onnx.NodeProto, positions: Sequence[int]) -> list[str]:
+    """The tensor names at ``positions``: node inputs, then :func:`outer_names` ("" when absent)."""
+    names = list(node.input) + outer_names(node)
+    return [names[p] if p < len(names) else "" for p in positions]
+
+
 class NodeView:
     """One ONNX node as a converter sees it: attributes, opset and constant input values."""
 
@@ -119,6 +154,8 @@ class NodeView:
             self.outputs.pop()
         self._constants = constants
         self._attrs = {a.name: a for a in node.attribute}
+        self.implicit = outer_names(node)
+        """Tensors the node's subgraphs read from enclosing scopes: positions ``len(inputs)`` on."""
 
     def has_attr(self, name: str) -> bool:
         return name in self._attrs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from onnxdream.mirror.ops import (
     activation,
     bitwise,
+    control,
     conv,
     detection,
     elementwise,
@@ -27,6 +28,7 @@ from onnxdream.mirror.ops import (
 FAMILIES = (
     activation,
     bitwise,
+    control,
     conv,
     detection,
     elementwise,
