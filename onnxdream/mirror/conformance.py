@@ -38,7 +38,14 @@ _ALIGN = (
     "align_corners with a non-integer output length: the reference divides by scale * length, "
     "ONNX Runtime (which the mirror follows, and check compares with) by the integer output length"
 )
+_ROUND_OFF = (
+    "inverse DFT of float32 data: near-zero outputs differ by up to 2e-7 (round-off of sums of "
+    "terms of size ~10 in float32) from the reference, above the case's atol of 1e-7; the "
+    "mirror computes the transform in float64"
+)
 KNOWN_WRONG: dict[str, str] = {
+    "test_dft_inverse": _ROUND_OFF,
+    "test_dft_inverse_opset19": _ROUND_OFF,
     "test_resize_downsample_scales_cubic_align_corners": _ALIGN,
     "test_resize_downsample_scales_linear_align_corners": _ALIGN,
 }

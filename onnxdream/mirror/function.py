@@ -40,7 +40,7 @@ def _body_opset(versions: Sequence[int], opset: int) -> int:
 
 def _body(node: NodeView, types: Sequence[onnx.TypeProto] | None) -> onnx.FunctionProto:
     """The function body for this node (``types`` are needed for a context-dependent one)."""
-    schema = defs.get_schema(node.op_type, node.opset)
+    schema = defs.get_schema(node.op_type, node.opset, node.node.domain)
     raw: bytes | None = None
     if schema.has_function:
         raw = schema.get_function_with_opset_version(_body_opset(schema.function_opset_versions, node.opset))
@@ -68,7 +68,7 @@ def _inlined(node: NodeView, body: onnx.FunctionProto) -> onnx.ModelProto:
     call.domain = _DOMAIN
     # The body refers to the node's attributes; the schema's defaults stand in for absent ones.
     given = {a.name for a in call.attribute}
-    for name, spec in defs.get_schema(node.op_type, node.opset).attributes.items():
+    for name, spec in defs.get_schema(node.op_type, node.opset, node.node.domain).attributes.items():
         if name not in given and spec.default_value.type != onnx.AttributeProto.UNDEFINED:
             call.attribute.append(spec.default_value)
     del call.input[:]
@@ -151,5 +151,5 @@ class _Expanded:
 
 def expand(node: NodeView) -> Converted:
     """Run ``node`` as its schema's function body (a converter for ops defined by a function)."""
-    static = defs.get_schema(node.op_type, node.opset).has_function
+    static = defs.get_schema(node.op_type, node.opset, node.node.domain).has_function
     return node.call(_Expanded(node, static), *range(len(node.inputs)))

@@ -80,15 +80,15 @@ def lookup(op_type: str, opset: int, domain: str = "") -> Entry | None:
     """The converter for ``op_type`` at ``opset`` (``None`` when the mirror has none).
 
     An op without a converter that its schema defines as a function is run as that function
-    (:mod:`onnxdream.mirror.function`).
+    (:mod:`onnxdream.mirror.function`); in other domains onnx defines (``ai.onnx.preview``) only
+    such function ops are supported.
     """
-    if domain not in ("", "ai.onnx"):
-        return None
+    standard = domain in ("", "ai.onnx")
     try:
-        schema = defs.get_schema(op_type, opset)
+        schema = defs.get_schema(op_type, opset, "" if standard else domain)
     except defs.SchemaError:
         return None
-    eligible = [v for v in _REGISTRY.get(op_type, {}) if v <= schema.since_version]
+    eligible = [v for v in _REGISTRY.get(op_type, {}) if v <= schema.since_version] if standard else []
     if eligible:
         return _REGISTRY[op_type][max(eligible)]
     if schema.has_function or schema.has_context_dependent_function:

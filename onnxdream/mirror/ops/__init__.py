@@ -23,6 +23,7 @@ from onnxdream.mirror.ops import (
     scatter,
     select,
     shape,
+    spectral,
 )
 
 FAMILIES = (
@@ -46,5 +47,6 @@ FAMILIES = (
     scatter,
     select,
     shape,
+    spectral,
 )
 """The converter modules, listed explicitly (no import-time discovery)."""
