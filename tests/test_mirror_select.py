@@ -1,4 +1,4 @@
-"""Scatter/gather, selection and cumulative ops against ONNX Runtime."""
+"""Scatter/gather, selection and cumulative ops against ONNX Runtime (TensorScatter: the reference)."""
 
 from __future__ import annotations
 
@@ -108,3 +108,15 @@ CASES = {
 def test_selection_matches_onnxruntime(case_id: str):
     opset, nodes, feeds, inits, outputs = CASES[case_id]
     assert_matches_ort(build(opset, nodes, feeds, inits, outputs), feeds, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("mode", "writes"), [("linear", [1, 3]), ("circular", [1, 5])], ids=["linear", "circular-wraps"]
+)
+def test_tensor_scatter_matches_reference(mode: str, writes: list[int]):
+    from tests.mirror_helpers import assert_matches_reference
+
+    feeds = {"past": rand(2, 3, 6, 4), "update": rand(2, 3, 3, 4, seed=1)}
+    inits = {"w": np.array(writes, i64)}
+    model = build(24, [f'y = TensorScatter<mode="{mode}">(past, update, w)'], feeds, inits)
+    assert_matches_reference(model, feeds, atol=0, rtol=0)

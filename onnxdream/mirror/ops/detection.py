@@ -1,6 +1,8 @@
-"""Detection post-processing: NonMaxSuppression (greedy, per batch and class; no torchvision)."""
+"""Detection ops: NonMaxSuppression (greedy, per batch and class; no torchvision) and RoiAlign."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -62,3 +64,68 @@ def non_max_suppression(node: NodeView) -> Converted:
         return torch.tensor(picked, dtype=torch.int64, device=boxes.device).reshape(-1, 3)
 
     return node.call(run, 0, 1, 2, 3, 4)
+
+
+def _bilinear_terms(img: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The four weighted corner values at points (y[i], x[j]) of ``img`` [C, H, W]: [4, C, len(y), len(x)].
+
+    Points more than one pixel outside the image give 0; the rest are clamped to its border
+    (the rule RoiAlign shares with torchvision and ONNX Runtime).
+    """
+    height, width = img.shape[-2:]
+    y_out = (y < -1.0) | (y > height)
+    x_out = (x < -1.0) | (x > width)
+    y, x = y.clamp(min=0), x.clamp(min=0)
+    y0, x0 = y.floor().long().clamp(max=height - 1), x.floor().long().clamp(max=width - 1)
+    y1, x1 = (y0 + 1).clamp(max=height - 1), (x0 + 1).clamp(max=width - 1)
+    y = torch.where(y0 >= height - 1, y0.to(y.dtype), y)
+    x = torch.where(x0 >= width - 1, x0.to(x.dtype), x)
+    ly, lx = y - y0, x - x0
+    hy, hx = 1 - ly, 1 - lx
+    keep = (~y_out).reshape(-1, 1) & (~x_out).reshape(1, -1)
+    terms = []
+    for yi, wy in ((y0, hy), (y1, ly)):
+        for xi, wx in ((x0, hx), (x1, lx)):
+            value = img[:, yi][:, :, xi]  # [C, len(y), len(x)]
+            terms.append(value * (wy.reshape(-1, 1) * wx.reshape(1, -1) * keep))
+    return torch.stack(terms)
+
+
+@converter("RoiAlign", 10)
+def roi_align(node: NodeView) -> Converted:
+    mode = node.attr("mode", "avg")
+    if mode not in ("avg", "max"):
+        raise node.unsupported(f"mode {mode!r}")
+    half_pixel = node.attr(
+        "coordinate_transformation_mode", "half_pixel" if node.opset >= 16 else "output_half_pixel"
+    )
+    offset = 0.5 if half_pixel == "half_pixel" else 0.0
+    out_h, out_w = node.attr("output_height", 1), node.attr("output_width", 1)
+    ratio, scale = node.attr("sampling_ratio", 0), node.attr("spatial_scale", 1.0)
+
+    def one(img: torch.Tensor, roi: list[float]) -> torch.Tensor:
+        x1, y1, x2, y2 = (v * scale - offset for v in roi)
+        roi_w, roi_h = x2 - x1, y2 - y1
+        if not offset:  # the legacy mode keeps RoIs at least one pixel wide
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        bin_h, bin_w = roi_h / out_h, roi_w / out_w
+        grid_h = ratio if ratio > 0 else math.ceil(roi_h / out_h)
+        grid_w = ratio if ratio > 0 else math.ceil(roi_w / out_w)
+        fy = (torch.arange(grid_h, dtype=img.dtype, device=img.device) + 0.5) / grid_h
+        fx = (torch.arange(grid_w, dtype=img.dtype, device=img.device) + 0.5) / grid_w
+        ys = y1 + (torch.arange(out_h, dtype=img.dtype, device=img.device).reshape(-1, 1) + fy) * bin_h
+        xs = x1 + (torch.arange(out_w, dtype=img.dtype, device=img.device).reshape(-1, 1) + fx) * bin_w
+        terms = _bilinear_terms(img, ys.reshape(-1), xs.reshape(-1))  # [4, C, out_h*gh, out_w*gw]
+        terms = terms.reshape(4, img.shape[0], out_h, grid_h, out_w, grid_w)
+        if mode == "avg":
+            return terms.sum(0).mean(dim=(2, 4))
+        return terms.amax(dim=(0, 3, 5))
+
+    def run(x: torch.Tensor, rois: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        picks = batch.reshape(-1).tolist()
+        boxes = rois.detach().to(torch.float64).cpu().tolist()
+        if not boxes:
+            return x.new_zeros(0, x.shape[1], out_h, out_w)
+        return torch.stack([one(x[int(b)], box) for b, box in zip(picks, boxes, strict=True)])
+
+    return node.call(run, 0, 1, 2)

@@ -1,4 +1,4 @@
-"""Scatter and gather by index: ScatterElements (Scatter), ScatterND, GatherND."""
+"""Scatter and gather by index: ScatterElements (Scatter), ScatterND, GatherND, TensorScatter."""
 
 from __future__ import annotations
 
@@ -84,3 +84,26 @@ def gather_nd(node: NodeView) -> Converted:
         return picked.reshape(*idx.shape[:-1], *data.shape[batch_dims + k :])
 
     return node.call(run, 0, 1)
+
+
+@converter("TensorScatter", 24)
+def tensor_scatter(node: NodeView) -> Converted:
+    axis, circular = node.attr("axis", -2), node.attr("mode", "linear") == "circular"
+
+    def run(past: torch.Tensor, update: torch.Tensor, write: torch.Tensor | None = None) -> torch.Tensor:
+        a = norm_axis(axis, past.dim())
+        batch, steps = update.shape[0], update.shape[a]
+        start = (
+            torch.zeros(batch, dtype=torch.int64, device=past.device)
+            if write is None
+            else write.to(past.device, torch.int64)
+        )
+        pos = start.reshape(-1, 1) + torch.arange(steps, device=past.device).reshape(1, -1)  # [batch, steps]
+        if circular:
+            pos = pos % past.shape[a]
+        shape = [batch] + [1] * (past.dim() - 1)
+        shape[a] = steps
+        index = pos.reshape(shape).expand(update.shape)
+        return past.scatter(a, index, update)
+
+    return node.call(run, 0, 1, 2)
