@@ -63,3 +63,16 @@ def test_maxunpool_inverts_maxpool_indices():
     ]
     feeds = {"x": rand(2, 3, 6, 6)}
     assert_matches_ort(build(11, nodes, feeds), feeds)
+
+
+@pytest.mark.parametrize("with_mask", [False, True], ids=["offsets", "offsets-mask"])
+def test_deform_conv_matches_reference(with_mask: bool):
+    from tests.mirror_helpers import assert_matches_reference
+
+    feeds = {"x": rand(1, 4, 7, 6), "off": rand(1, 2 * 2 * 9, 4, 2, seed=1) * 1.5}
+    inits = {"w": rand(6, 2, 3, 3, seed=2), "b": rand(6, seed=3)}
+    mask = ", m" if with_mask else ""
+    if with_mask:
+        inits["m"] = np.abs(rand(1, 2 * 9, 4, 2, seed=4))
+    node = f"y = DeformConv<group=2, offset_group=2, strides=[2,2], pads=[1,0,1,0]>(x, w, off, b{mask})"
+    assert_matches_reference(build(19, [node], feeds, inits), feeds, atol=1e-5, rtol=1e-4)
