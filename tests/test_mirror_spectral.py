@@ -1,4 +1,4 @@
-"""DFT, STFT and training-mode BatchNormalization against ONNX Runtime."""
+"""DFT, STFT, MelWeightMatrix and training-mode BatchNormalization against ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -22,6 +22,19 @@ CASES = {
         ["y = STFT(x, s, w)"],
         SIGNAL,
         {"s": np.array(4, i64), "w": np.hanning(8).astype(np.float32)},
+        None,
+    ),
+    "mel-weight-matrix": (
+        17,
+        ["y = MelWeightMatrix(nb, n, sr, lo, hi)"],
+        {},
+        {
+            "nb": np.array(8, i64),
+            "n": np.array(64, i64),
+            "sr": np.array(8000, i64),
+            "lo": np.array(100.0, np.float32),
+            "hi": np.array(3800.0, np.float32),
+        },
         None,
     ),
     "batchnorm-training": (

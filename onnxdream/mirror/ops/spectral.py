@@ -1,11 +1,13 @@
-"""Fourier transforms: DFT and STFT (complex values as a trailing axis of [real, imaginary])."""
+"""Fourier transforms and filter banks: DFT, STFT (complex values as a trailing [real, imaginary] axis), MelWeightMatrix."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from onnxdream.mirror.ops._common import norm_axis
-from onnxdream.mirror.registry import Converted, NodeView, converter
+from onnxdream.mirror.registry import Converted, NodeView, converter, torch_dtype
 
 
 def _complex(x: torch.Tensor) -> torch.Tensor:
@@ -67,3 +69,34 @@ def stft(node: NodeView) -> Converted:
         return _dft(frames, size, 2, False, onesided)
 
     return node.call(run, 0, 1, 2, 3)
+
+
+@converter("MelWeightMatrix", 17, shape_inputs=(0, 1, 2, 3, 4))
+def mel_weight_matrix(node: NodeView) -> Converted:
+    code = node.attr("output_datatype", 1)
+    dtype = torch_dtype(code)
+    if dtype is None:
+        raise node.unsupported(f"output_datatype {code}")
+
+    def run(bins, length, rate, low, high) -> torch.Tensor:
+        # The triangles of onnx's reference, step for step (mel(f) = 2595 log10(1 + f / 700)).
+        n_mel, n_fft = int(bins.reshape(-1)[0]), int(length.reshape(-1)[0])
+        lo_hz, hi_hz, sr = (float(t.reshape(-1)[0]) for t in (low, high, rate))
+        lo, hi = 2595 * math.log1p(lo_hz / 700) / math.log(10), 2595 * math.log1p(hi_hz / 700) / math.log(10)
+        step = (hi - lo) / (n_mel + 2)
+        edges = torch.arange(n_mel + 2, dtype=torch.float64) * step + lo
+        edges = 700 * torch.expm1(edges / 2595 * math.log(10))
+        edges = torch.div((n_fft + 1) * edges, sr, rounding_mode="floor").to(torch.int64).tolist()
+        out = torch.zeros(n_fft // 2 + 1, n_mel, dtype=torch.float64)
+        for i in range(n_mel):
+            left, center, right = edges[i : i + 3]
+            if center == left:
+                out[center, i] = 1
+            else:
+                for j in range(left, center + 1):
+                    out[j, i] = (j - left) / (center - left)
+            for j in range(center, right):
+                out[j, i] = (right - j) / (right - center)
+        return out.to(dtype)
+
+    return node.call(run, 0, 1, 2, 3, 4)
