@@ -251,6 +251,9 @@ class Mirror(nn.Module):
         return self._slots[name]
 
     def _store(self, name: str, value: torch.Tensor, device: bool, taken: set[str]) -> None:
+        if not isinstance(value, torch.Tensor):  # a folded sequence (list) or empty optional
+            self._host.setdefault(name, value)
+            return
         if device:
             if name in self.weight_keys:
                 return
@@ -407,8 +410,9 @@ class Mirror(nn.Module):
         """Compute the named ONNX tensors (and only what they depend on)."""
         feeds = self._feeds(inputs)
         plan = self._plan(tuple(dict.fromkeys(names)))
-        if feeds:
-            self._where.device = feeds[0].device
+        first = next((f for f in feeds if isinstance(f, torch.Tensor)), None)
+        if first is not None:  # sequences (lists) and empty optionals (None) have no device
+            self._where.device = first.device
         env: list[Any] = [None] * (len(self._slots) + 2)
         for slot, position in plan.inputs:
             env[slot] = feeds[position]

@@ -22,6 +22,7 @@ from onnxdream.mirror.ops import (
     resize,
     scatter,
     select,
+    sequence,
     shape,
     spectral,
 )
@@ -46,6 +47,7 @@ FAMILIES = (
     resize,
     scatter,
     select,
+    sequence,
     shape,
     spectral,
 )
