@@ -63,3 +63,13 @@ def test_training_dropout_is_refused():
     )
     with pytest.raises(UnsupportedOpError, match="training_mode draws a random mask"):
         to_torch(model)
+
+
+def test_training_dropout_known_only_at_run_time_is_refused_then():
+    feeds = {"x": rand(3), "r": np.array(0.5, np.float32), "t": np.array(True)}
+    mirror = to_torch(build(13, ["y = Dropout(x, r, t)"], feeds))
+    with pytest.raises(UnsupportedOpError, match="training_mode draws a random mask"):
+        mirror(*(torch.from_numpy(v) for v in feeds.values()))
+    # Ratio 0 drops nothing: the output is the input.
+    x = torch.from_numpy(feeds["x"])
+    assert torch.equal(mirror(x, torch.tensor(0.0), torch.tensor(True)), x)

@@ -38,7 +38,14 @@ _ALIGN = (
     "align_corners with a non-integer output length: the reference divides by scale * length, "
     "ONNX Runtime (which the mirror follows, and check compares with) by the integer output length"
 )
+_ROUND_OFF = (
+    "inverse DFT of float32 data: near-zero outputs differ by up to 2e-7 (round-off of sums of "
+    "terms of size ~10 in float32) from the reference, above the case's atol of 1e-7; the "
+    "mirror computes the transform in float64"
+)
 KNOWN_WRONG: dict[str, str] = {
+    "test_dft_inverse": _ROUND_OFF,
+    "test_dft_inverse_opset19": _ROUND_OFF,
     "test_resize_downsample_scales_cubic_align_corners": _ALIGN,
     "test_resize_downsample_scales_linear_align_corners": _ALIGN,
 }
@@ -161,7 +168,14 @@ _ML_DTYPES = (
 
 
 def _value_kind(value: Any) -> str | None:
-    """What keeps a value from being a torch tensor (``None`` when nothing does)."""
+    """What keeps a value from being a mirror value (``None`` when nothing does).
+
+    Mirror values are tensors, sequences (lists) of tensors and empty optionals (``None``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return next((k for k in map(_value_kind, value) if k), None)
     if not isinstance(value, np.ndarray | np.generic):
         return type(value).__name__
     dtype = np.asarray(value).dtype
@@ -170,7 +184,11 @@ def _value_kind(value: Any) -> str | None:
     return None
 
 
-def _as_torch(array: np.ndarray) -> torch.Tensor:
+def _as_torch(array: Any) -> Any:
+    if array is None:
+        return None
+    if isinstance(array, list):
+        return [_as_torch(a) for a in array]
     array = np.asarray(array)
     if str(array.dtype) in _ML_DTYPES:
         bits = np.array(array.view(f"uint{8 * array.dtype.itemsize}"), copy=True)
@@ -186,6 +204,16 @@ def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _compare(name: str, actual: Any, expected: np.ndarray, case: Case) -> str | None:
     """Why ``actual`` differs from ``expected`` (``None`` when it matches)."""
+    if isinstance(expected, list) or expected is None:
+        if expected is None or actual is None:
+            return None if expected is None and actual is None else f"{name}: optional {actual!r:.40}"
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return f"{name}: expected a sequence of {len(expected)}"
+        whys = (
+            _compare(f"{name}[{i}]", a, e, case)
+            for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+        )
+        return next((w for w in whys if w), None)
     if not isinstance(actual, torch.Tensor):
         return f"{name}: got {type(actual).__name__}, expected a tensor"
     expected = np.asarray(expected)

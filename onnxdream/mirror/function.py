@@ -23,10 +23,18 @@ from onnxdream.mirror.registry import Converted, NodeView, onnx_dtype
 _DOMAIN = "onnxdream.function"
 
 
-def _type_proto(x: torch.Tensor | None) -> onnx.TypeProto:
+def _type_proto(x: Any) -> onnx.TypeProto:
+    if isinstance(x, list):  # a sequence: typed by its first element
+        return helper.make_sequence_type_proto(_type_proto(x[0]) if x else onnx.TypeProto())
     if x is None:
         return onnx.TypeProto()
     return helper.make_tensor_type_proto(onnx_dtype(x.dtype), list(x.shape))
+
+
+def _signature(x: Any) -> Any:
+    if isinstance(x, list):
+        return ("seq", tuple(_signature(e) for e in x))
+    return None if x is None else (x.dtype, tuple(x.shape))
 
 
 def _body_opset(versions: Sequence[int], opset: int) -> int:
@@ -40,7 +48,7 @@ def _body_opset(versions: Sequence[int], opset: int) -> int:
 
 def _body(node: NodeView, types: Sequence[onnx.TypeProto] | None) -> onnx.FunctionProto:
     """The function body for this node (``types`` are needed for a context-dependent one)."""
-    schema = defs.get_schema(node.op_type, node.opset)
+    schema = defs.get_schema(node.op_type, node.opset, node.node.domain)
     raw: bytes | None = None
     if schema.has_function:
         raw = schema.get_function_with_opset_version(_body_opset(schema.function_opset_versions, node.opset))
@@ -68,7 +76,7 @@ def _inlined(node: NodeView, body: onnx.FunctionProto) -> onnx.ModelProto:
     call.domain = _DOMAIN
     # The body refers to the node's attributes; the schema's defaults stand in for absent ones.
     given = {a.name for a in call.attribute}
-    for name, spec in defs.get_schema(node.op_type, node.opset).attributes.items():
+    for name, spec in defs.get_schema(node.op_type, node.opset, node.node.domain).attributes.items():
         if name not in given and spec.default_value.type != onnx.AttributeProto.UNDEFINED:
             call.attribute.append(spec.default_value)
     del call.input[:]
@@ -94,7 +102,7 @@ def _inlined(node: NodeView, body: onnx.FunctionProto) -> onnx.ModelProto:
 
 def _half_type(xs: Sequence[torch.Tensor | None]) -> torch.dtype | None:
     """The 16-bit float type when it is the only floating type among ``xs``."""
-    floats = {x.dtype for x in xs if x is not None and x.is_floating_point()}
+    floats = {x.dtype for x in xs if isinstance(x, torch.Tensor) and x.is_floating_point()}
     if len(floats) == 1 and floats & {torch.float16, torch.bfloat16}:
         return floats.pop()
     return None
@@ -125,20 +133,22 @@ class _Expanded:
         half = _half_type(xs)
         if half is not None:
             # 16-bit floats: compute the body in float32 and round once, as the reference does.
-            xs = tuple(x.float() if x is not None and x.dtype == half else x for x in xs)
+            xs = tuple(x.float() if isinstance(x, torch.Tensor) and x.dtype == half else x for x in xs)
             outs = self._run(xs)
             if isinstance(outs, torch.Tensor):
                 return outs.to(half) if outs.dtype == torch.float32 else outs
-            return [o.to(half) if o is not None and o.dtype == torch.float32 else o for o in outs]
+            return [
+                o.to(half) if isinstance(o, torch.Tensor) and o.dtype == torch.float32 else o for o in outs
+            ]
         return self._run(xs)
 
     def _run(self, xs: Sequence[torch.Tensor | None]) -> Any:
-        key = None if self.static else tuple(None if x is None else (x.dtype, tuple(x.shape)) for x in xs)
+        key = None if self.static else tuple(_signature(x) for x in xs)
         mirror = self.mirrors.get(key)
         if mirror is None:
             mirror = self.mirrors[key] = self._build([_type_proto(x) for x in xs])
         feeds = {f"in{i}": x for i, x in enumerate(xs) if x is not None}
-        device = next((x.device for x in xs if x is not None), torch.device("cpu"))
+        device = next((x.device for x in xs if isinstance(x, torch.Tensor)), torch.device("cpu"))
         if self.devices.get(key, torch.device("cpu")) != device:
             mirror.to(device)
             self.devices[key] = device
@@ -151,5 +161,5 @@ class _Expanded:
 
 def expand(node: NodeView) -> Converted:
     """Run ``node`` as its schema's function body (a converter for ops defined by a function)."""
-    static = defs.get_schema(node.op_type, node.opset).has_function
+    static = defs.get_schema(node.op_type, node.opset, node.node.domain).has_function
     return node.call(_Expanded(node, static), *range(len(node.inputs)))

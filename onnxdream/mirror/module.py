@@ -52,7 +52,7 @@ import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
 from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, UnsupportedOpError, suggest
 from onnxdream.graph import GraphIndex
 from onnxdream.mirror.node import NodeModule, attribute_names, describe
-from onnxdream.mirror.registry import Converted, NodeView, lookup, to_torch_tensor
+from onnxdream.mirror.registry import Converted, NodeView, input_names, lookup, to_torch_tensor
 
 _NONE_SLOT = 0
 _TRASH_SLOT = 1
@@ -162,7 +162,7 @@ class _Builder:
 
     def _fold(self, i: int, conv: Converted) -> None:
         node = self.index.nodes[i]
-        names = [node.input[p] if p < len(node.input) else "" for p in conv.positions]
+        names = input_names(node, conv.positions)
         if any(n and n not in self.constants for n in names):
             return  # an input failed to convert; that problem is already listed
         try:
@@ -225,6 +225,8 @@ class Mirror(nn.Module):
         self.host = HostConstants()
         self.host_keys: dict[str, str] = {}
         """ONNX tensor name -> attribute of :attr:`host` (CPU constants, not in ``state_dict``)."""
+        self.host_values: dict[str, Any] = {}
+        """Folded constants that are no tensor: sequences (lists) and empty optionals (``None``)."""
         self._slots: dict[str, int] = {}
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
@@ -247,7 +249,10 @@ class Mirror(nn.Module):
         return self._slots[name]
 
     def _store(self, name: str, value: torch.Tensor, device: bool, taken: set[str]) -> None:
-        if name in self.weight_keys or name in self.host_keys:
+        if name in self.weight_keys or name in self.host_keys or name in self.host_values:
+            return
+        if not isinstance(value, torch.Tensor):  # a folded sequence (list) or empty optional
+            self.host_values[name] = value
             return
         key = _state_key(name, taken)
         if device:
@@ -275,7 +280,7 @@ class Mirror(nn.Module):
             if all(o in constants for o in outputs if o):
                 continue
             conv, shape_inputs, view = b.converted[i]
-            names = tuple(node.input[p] if p < len(node.input) else "" for p in conv.positions)
+            names = tuple(input_names(node, conv.positions))
             data = [n for p, n in zip(conv.positions, names, strict=True) if n and p not in shape_inputs]
             on_device = any(n in device_tensors for n in data)
             move: list[int] = []
@@ -368,6 +373,8 @@ class Mirror(nn.Module):
             return store, key
         if name in self.host_keys:
             return self.host._buffers, self.host_keys[name]
+        if name in self.host_values:
+            return self.host_values, name
         return None
 
     def _plan(self, targets: tuple[str, ...]) -> _Plan:

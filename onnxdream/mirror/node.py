@@ -214,11 +214,10 @@ class NodeModule(nn.Module):
                 f"node {self.key!r} ({self.op_type}) was unpickled apart from its mirror; load the whole mirror"
             )
         if self._moves:
-            device = inputs[self._anchor].device
+            device = _device_of(inputs[self._anchor])
             moved = list(inputs)
             for k in self._moves:
-                if moved[k] is not None:
-                    moved[k] = moved[k].to(device)
+                moved[k] = _to_device(moved[k], device)
             return fn(*moved)
         return fn(*inputs)
 
@@ -250,3 +249,21 @@ class NodeModule(nn.Module):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._node = onnx.NodeProto.FromString(self._node)
+
+
+def _device_of(value: Any) -> torch.device | None:
+    """The device of a tensor, or of the first tensor in a sequence (``None`` for neither)."""
+    if isinstance(value, torch.Tensor):
+        return value.device
+    if isinstance(value, list | tuple):
+        return next((d for d in map(_device_of, value) if d is not None), None)
+    return None
+
+
+def _to_device(value: Any, device: torch.device | None) -> Any:
+    """``value`` (a tensor, a sequence of tensors or ``None``) on ``device``."""
+    if device is None or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return type(value)(_to_device(v, device) for v in value)
+    return value.to(device)

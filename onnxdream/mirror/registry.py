@@ -80,15 +80,15 @@ def lookup(op_type: str, opset: int, domain: str = "") -> Entry | None:
     """The converter for ``op_type`` at ``opset`` (``None`` when the mirror has none).
 
     An op without a converter that its schema defines as a function is run as that function
-    (:mod:`onnxdream.mirror.function`).
+    (:mod:`onnxdream.mirror.function`); in other domains onnx defines (``ai.onnx.preview``) only
+    such function ops are supported.
     """
-    if domain not in ("", "ai.onnx"):
-        return None
+    standard = domain in ("", "ai.onnx")
     try:
-        schema = defs.get_schema(op_type, opset)
+        schema = defs.get_schema(op_type, opset, "" if standard else domain)
     except defs.SchemaError:
         return None
-    eligible = [v for v in _REGISTRY.get(op_type, {}) if v <= schema.since_version]
+    eligible = [v for v in _REGISTRY.get(op_type, {}) if v <= schema.since_version] if standard else []
     if eligible:
         return _REGISTRY[op_type][max(eligible)]
     if schema.has_function or schema.has_context_dependent_function:
@@ -101,6 +101,41 @@ def lookup(op_type: str, opset: int, domain: str = "") -> Entry | None:
 def supported_ops() -> dict[str, list[int]]:
     """``{op_type: [since versions]}`` of every registered converter."""
     return {op: sorted(versions) for op, versions in sorted(_REGISTRY.items())}
+
+
+def outer_names(node: onnx.NodeProto) -> list[str]:
+    """Names the node's subgraphs (If/Loop/Scan bodies, at any depth) read from enclosing scopes."""
+    found: dict[str, None] = {}
+
+    def visit(graph: onnx.GraphProto, known: set[str]) -> None:
+        known = known | {i.name for i in graph.input} | {t.name for t in graph.initializer}
+        for inner in graph.node:
+            for name in inner.input:
+                if name and name not in known:
+                    found[name] = None
+            for sub in _subgraphs(inner):
+                visit(sub, known)
+            known |= set(inner.output)
+
+    for sub in _subgraphs(node):
+        visit(sub, set())
+    return list(found)
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    graphs = []
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            graphs.append(a.g)
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            graphs.extend(a.graphs)
+    return graphs
+
+
+def input_names(node: onnx.NodeProto, positions: Sequence[int]) -> list[str]:
+    """The tensor names at ``positions``: node inputs, then :func:`outer_names` ("" when absent)."""
+    names = list(node.input) + outer_names(node)
+    return [names[p] if p < len(names) else "" for p in positions]
 
 
 class NodeView:
@@ -121,6 +156,8 @@ class NodeView:
         self._attrs = {a.name: a for a in node.attribute}
         self.read: dict[str, torch.Tensor] = {}
         """Constant inputs whose values the converter read, by name (kept to convert it again)."""
+        self.implicit = outer_names(node)
+        """Tensors the node's subgraphs read from enclosing scopes: positions ``len(inputs)`` on."""
 
     @property
     def constant_names(self) -> set[str]:

@@ -1,4 +1,4 @@
-"""Conv and ConvTranspose (1-D to 3-D; groups, dilations, explicit and automatic pads)."""
+"""Conv, ConvTranspose (1-D to 3-D; groups, dilations, explicit and automatic pads) and DeformConv (2-D)."""
 
 from __future__ import annotations
 
@@ -126,3 +126,52 @@ def _conv_transpose(node: NodeView, rank: int) -> Fn:
         return y
 
     return run
+
+
+@converter("DeformConv", 19)
+def deform_conv(node: NodeView) -> Converted:
+    groups, offset_groups = node.attr("group", 1), node.attr("offset_group", 1)
+
+    def run(x, w, offset, b=None, mask=None):
+        if x.dim() != 4:
+            raise node.unsupported(f"{x.dim() - 2}-D deformable convolution (2-D only)")
+        dtype = x.dtype
+        # Sums of bilinear samples: float64 keeps them exact enough to match the op's reference.
+        x, w = x.to(torch.float64), w.to(torch.float64)
+        n, c, height, width = x.shape
+        k_h, k_w = w.shape[2:]
+        strides = node.attr("strides", [1, 1])
+        dilations = node.attr("dilations", [1, 1])
+        pads = node.attr("pads", [0, 0, 0, 0])
+        out_h, out_w = offset.shape[2:]
+        kernel = k_h * k_w
+        ki = torch.arange(k_h, device=x.device).repeat_interleave(k_w)
+        kj = torch.arange(k_w, device=x.device).repeat(k_h)
+        base_y = (
+            torch.arange(out_h, device=x.device).reshape(1, -1) * strides[0]
+            - pads[0]
+            + ki.reshape(-1, 1) * dilations[0]
+        )
+        base_x = (
+            torch.arange(out_w, device=x.device).reshape(1, -1) * strides[1]
+            - pads[1]
+            + kj.reshape(-1, 1) * dilations[1]
+        )
+        off = offset.reshape(n, offset_groups, kernel, 2, out_h, out_w).to(x.dtype)
+        ys = base_y.reshape(1, 1, kernel, out_h, 1) + off[:, :, :, 0]
+        xs = base_x.reshape(1, 1, kernel, 1, out_w) + off[:, :, :, 1]
+        # Pixel coordinates -> grid_sample's [-1, 1] (align_corners=False: pixel i sits at (2i+1)/size - 1);
+        # zero padding makes corners outside the image contribute 0, as the op defines.
+        grid = torch.stack([(2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1], dim=-1)
+        grid = grid.reshape(n * offset_groups, kernel * out_h, out_w, 2)
+        sampled = F.grid_sample(
+            x.reshape(n * offset_groups, c // offset_groups, height, width), grid, "bilinear", "zeros", False
+        ).reshape(n, offset_groups, c // offset_groups, kernel, out_h, out_w)
+        if mask is not None:
+            sampled = sampled * mask.reshape(n, offset_groups, 1, kernel, out_h, out_w).to(x.dtype)
+        cols = sampled.reshape(n, groups, c // groups, kernel, out_h, out_w)
+        weight = w.reshape(groups, w.shape[0] // groups, c // groups, kernel)
+        y = torch.einsum("ngckhw,gock->ngohw", cols, weight).reshape(n, w.shape[0], out_h, out_w)
+        return (y if b is None else y + b.to(y.dtype).reshape(1, -1, 1, 1)).to(dtype)
+
+    return node.call(run, 0, 1, 2, 3, 4)

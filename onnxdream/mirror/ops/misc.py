@@ -14,19 +14,38 @@ def identity(node: NodeView) -> Converted:
     return node.call(lambda x: x, 0)
 
 
+def _drops(mode: torch.Tensor | None, ratio: torch.Tensor | None) -> bool:
+    """Whether training mode is on with a ratio above 0 (a random mask would be drawn)."""
+    return (
+        mode is not None and bool(mode.reshape(-1)[0]) and (ratio is None or float(ratio.reshape(-1)[0]) > 0)
+    )
+
+
 @converter("Dropout", 1)
 def dropout(node: NodeView) -> Converted:
     # Inference semantics whatever ratio says: the mirror is a deterministic model. Training
-    # mode draws a random mask, which the mirror cannot reproduce: refused, not ignored.
-    if node.has_input(2):
-        mode = node.static(2)
-        if mode is None or bool(mode.reshape(-1)[0]):
-            raise node.unsupported("training_mode draws a random mask; the mirror computes inference only")
-    if len(node.outputs) < 2:
-        return node.call(lambda x: x, 0)
-    if node.opset < 10:
-        return node.call(lambda x: (x, torch.ones_like(x)), 0)
-    return node.call(lambda x: (x, torch.ones_like(x, dtype=torch.bool)), 0)
+    # mode with a ratio above 0 draws a random mask, which the mirror cannot reproduce:
+    # refused (when building, or when run if mode and ratio are only known then), not ignored.
+    why = "training_mode draws a random mask; the mirror computes inference only"
+    mask_type = None if node.opset < 10 else torch.bool  # the mask was float before opset 10
+
+    def outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, torch.ones_like(x, dtype=mask_type)
+
+    single = len(node.outputs) < 2
+    if not node.has_input(2):
+        return node.call((lambda x: x) if single else outputs, 0)
+    if node.is_static(1) and node.is_static(2):
+        if _drops(node.static(2), node.static(1)):
+            raise node.unsupported(why)
+        return node.call((lambda x: x) if single else outputs, 0)
+
+    def checked(x: torch.Tensor, ratio: torch.Tensor | None, mode: torch.Tensor | None):
+        if _drops(mode, ratio):
+            raise node.unsupported(why)
+        return x if single else outputs(x)
+
+    return node.call(checked, 0, 1, 2)
 
 
 @converter("Constant", 1)

@@ -1,4 +1,4 @@
-"""Normalisations: BatchNormalization (inference), Instance/Layer/Group normalisation, LRN."""
+"""Normalisations: BatchNormalization (inference), Instance/Layer/Group/Lp normalisation, LRN."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from onnxdream.mirror.registry import Converted, NodeView, converter
 
 @converter("BatchNormalization", 1)
 def batch_norm(node: NodeView) -> Converted:
-    if node.attr("training_mode", 0) or (
-        node.opset < 7 and not node.attr("is_test", 0) and len(node.outputs) > 1
-    ):
-        raise node.unsupported("training mode (the mirror computes inference: running statistics)")
+    if node.opset < 7 and not node.attr("is_test", 0) and len(node.outputs) > 1:
+        raise node.unsupported("training mode before opset 7 (the mirror computes inference)")
     eps = node.attr("epsilon", 1e-5)
+    if node.attr("training_mode", 0):
+        return _batch_norm_training(node, eps)
     extra = len(node.outputs) - 1
 
     def run(x, scale, bias, mean, var):
@@ -95,5 +95,36 @@ def lrn(node: NodeView) -> Converted:
         sq = (x * x).reshape(n, 1, c, -1)
         window = F.avg_pool2d(F.pad(sq, (0, 0, front, back)), (size, 1), stride=1)
         return x / (bias + alpha * window.reshape(x.shape)) ** beta
+
+    return node.call(run, 0)
+
+
+def _batch_norm_training(node: NodeView, eps: float) -> Converted:
+    """training_mode=1, as the graph says: batch statistics, and the updated running ones."""
+    momentum = node.attr("momentum", 0.9)
+    extra = len(node.outputs) - 1
+
+    def run(x, scale, bias, mean, var):
+        dims = [d for d in range(x.dim()) if d != 1]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        batch_mean = x.mean(dim=dims)
+        batch_var = x.var(dim=dims, unbiased=False)
+        y = (x - batch_mean.reshape(shape)) / torch.sqrt(batch_var.reshape(shape) + eps)
+        y = y * scale.reshape(shape) + bias.reshape(shape)
+        running = [mean * momentum + batch_mean * (1 - momentum), var * momentum + batch_var * (1 - momentum)]
+        return (y, *running[:extra]) if extra else y
+
+    return node.call(run, 0, 1, 2, 3, 4)
+
+
+@converter("LpNormalization", 1)
+def lp_normalization(node: NodeView) -> Converted:
+    axis, p = node.attr("axis", -1), node.attr("p", 2)
+    if p not in (1, 2):
+        raise node.unsupported(f"p={p} (ONNX allows 1 or 2)")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, p, dim=axis, keepdim=True)
+        return x / torch.where(norm == 0, torch.ones_like(norm), norm)  # an all-zero slice stays 0
 
     return node.call(run, 0)

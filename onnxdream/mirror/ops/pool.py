@@ -1,4 +1,4 @@
-"""MaxPool, AveragePool (pads, auto_pad, ceil_mode, dilations), GlobalAveragePool, GlobalMaxPool."""
+"""MaxPool, AveragePool, LpPool (pads, auto_pad, ceil_mode, dilations), GlobalAveragePool, GlobalMaxPool."""
 
 from __future__ import annotations
 
@@ -156,3 +156,28 @@ def global_average_pool(node: NodeView) -> Converted:
 @converter("GlobalMaxPool", 1)
 def global_max_pool(node: NodeView) -> Converted:
     return node.call(lambda x: x.amax(dim=tuple(range(2, x.dim())), keepdim=True), 0)
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+@converter("LpPool", 2)
+def lp_pool(node: NodeView) -> Converted:
+    kernel, strides, dilations, auto_pad, pads, ceil = _geometry(node)
+    p = float(node.attr("p", 2))
+    rank = len(kernel)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        begin_end = _pads_for(x, kernel, strides, dilations, auto_pad, pads)
+        if ceil:  # extend the end so the last (partial) window is included
+            begin_end = list(begin_end)
+            for i, (n, k, s, d) in enumerate(zip(x.shape[2:], kernel, strides, dilations, strict=True)):
+                span = n + begin_end[i] + begin_end[i + rank] - ((k - 1) * d + 1)
+                out = -(-span // s) + 1
+                begin_end[i + rank] += max((out - 1) * s - span, 0)
+        # (sum over the window of |x|^p)^(1/p): a depthwise conv of ones over the padded powers.
+        z = F.pad(x.abs().pow(p), torch_pad(begin_end))
+        ones = torch.ones(x.shape[1], 1, *kernel, dtype=x.dtype, device=x.device)
+        return _CONV[rank](z, ones, None, strides, 0, dilations, x.shape[1]).pow(1.0 / p)
+
+    return node.call(run, 0)
