@@ -7,13 +7,16 @@ the default (fast) suite does not pay for building ~1,900 node tests.
 from __future__ import annotations
 
 import collections
+import io
 
 import numpy as np
 import onnx
 import onnx.parser
 import pytest
+import torch
 
 from onnxdream.mirror import conformance
+from onnxdream.mirror.module import Mirror
 
 MIN_PASS_RATE = 0.91
 """Passed / all data sets must stay at or above this (53.7% before the op coverage work, 91.9% after)."""
@@ -37,6 +40,25 @@ def test_node_sweep(capsys: pytest.CaptureFixture[str]):
     assert counts["wrong"] <= MAX_WRONG
     assert set(conformance.KNOWN_WRONG) <= {r.name for r in results}
     assert counts["pass"] / len(results) >= MIN_PASS_RATE, conformance.report(results)
+
+
+def _saved_and_loaded(model: onnx.ModelProto, source: str) -> Mirror:
+    buffer = io.BytesIO()
+    torch.save(Mirror(model, source=source), buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.slow
+def test_every_passing_case_survives_torch_save_and_load(monkeypatch: pytest.MonkeyPatch):
+    # Node modules pickle their definitions and rebuild their converters after loading: every
+    # op family (control flow, function bodies, sequences) must come back computing the same.
+    cases = list(conformance.cases())
+    passing = [c for c, r in zip(cases, conformance.sweep(cases), strict=True) if r.status == "pass"]
+    monkeypatch.setattr(conformance, "Mirror", _saved_and_loaded)
+    failed = {r.name: r.reason for r in conformance.sweep(passing) if r.status != "pass"}
+    assert len(passing) / len(cases) >= MIN_PASS_RATE
+    assert not failed
 
 
 def _case(name: str, text: str, inputs: tuple, outputs: tuple) -> conformance.Case:
