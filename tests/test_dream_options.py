@@ -103,7 +103,7 @@ def test_clip_projection_keeps_fft_images_in_range():
     with torch.no_grad():
         param.latent[..., 0, 0, 0] += 100.0  # a huge DC step
     param.project()
-    image = param.image()
+    image = param.pixels().detach()
     assert float(image.min()) >= -1e-5 and float(image.max()) <= 1 + 1e-5
 
 

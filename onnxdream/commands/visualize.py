@@ -78,6 +78,7 @@ def visualize_command(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
+    from onnxdream.dream.api import layer_specs
     from onnxdream.dream.atlas import make_grid
     from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.source import open_dreamer
@@ -99,7 +100,7 @@ def visualize_command(
         )
     images, result = run(
         dreamer,
-        layer,
+        layer_specs(dreamer, layer, model),
         channels=channels,
         top=top,
         image=image,
