@@ -217,6 +217,16 @@ def test_cli_bad_input_exits_2(tiny, tmp_path, monkeypatch, args, message):
     assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
 
 
+def test_cli_refuses_to_write_over_its_image(tiny, tmp_path):
+    photo = tmp_path / "photo.png"
+    to_pil(pattern(48, 64)).save(photo)
+    before = photo.read_bytes()
+    args = ["visualize", str(tiny), "-l", "block1", "--top", "2", "--image", str(photo), "-o", str(photo)]
+    result = runner.invoke(app, [*args, *CLI_QUICK])
+    assert result.exit_code == 2 and "refusing to write over the input" in result.output
+    assert photo.read_bytes() == before
+
+
 def test_python_api(tiny):
     import onnxdream
 

@@ -83,12 +83,16 @@ def visualize_command(
     from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.source import open_dreamer
     from onnxdream.dream.visualize import run
+    from onnxdream.io import refuse_overwrite
 
     output_format(out)
     grid = channels is not None or top is not None
     if image is not None and not grid:
         warn("--image is only used with --top; ignored")
         image = None
+    for source in (model, image):
+        if source is not None:
+            refuse_overwrite(out, source)
     with err_console.status("loading the model and building its torch mirror"):
         dreamer = open_dreamer(
             model,
