@@ -19,8 +19,20 @@ from onnxdream.errors import OnnxDreamError
         ("_blocks.11:17*0.5", LayerSpec("_blocks.11", (17,), 0.5)),
         ("inception_4c/output*-1e-1", LayerSpec("inception_4c/output", None, -0.1)),
         ("a:1,1,2", LayerSpec("a", (1, 2))),
+        ("_blocks.11:17@center*2", LayerSpec("_blocks.11", (17,), 2.0, neuron=True)),
+        ("a@centre", LayerSpec("a", None, 1.0, neuron=True)),
     ],
-    ids=["name", "channel", "channels", "weight", "combo", "slash-name-negative-weight", "dedup"],
+    ids=[
+        "name",
+        "channel",
+        "channels",
+        "weight",
+        "combo",
+        "slash-name-negative-weight",
+        "dedup",
+        "neuron",
+        "neuron-alias-no-channel",
+    ],
 )
 def test_parse_valid(text, expected):
     assert parse_spec(text) == expected
@@ -35,8 +47,17 @@ def test_parse_valid(text, expected):
         ("a:", r"channels must be numbers"),
         (":3", r"no layer name"),
         ("*2", r"no layer name"),
+        ("a:3@top", r"position must be '@center', got '@top'"),
     ],
-    ids=["bad-weight", "inf-weight", "bad-channel", "empty-channel", "no-name", "only-weight"],
+    ids=[
+        "bad-weight",
+        "inf-weight",
+        "bad-channel",
+        "empty-channel",
+        "no-name",
+        "only-weight",
+        "bad-position",
+    ],
 )
 def test_parse_invalid(text, message):
     with pytest.raises(OnnxDreamError, match=message):
@@ -87,3 +108,12 @@ def test_guided_loss_picks_best_matching_guide_feature():
     value = Objective([LayerSpec("a")], guides={"a": guide})({"a": x})
     # position (3,1): dots 3 and 2 -> 3; position (0,1): dots 0 and 2 -> 2; mean 2.5
     torch.testing.assert_close(value, torch.tensor(2.5))
+
+
+def test_neuron_takes_the_centre_of_the_feature_map():
+    act = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 3, 5, 4)
+    value = Objective([parse_spec("a:1@center")], "mean")({"a": act})
+    torch.testing.assert_close(value, act[:, 1, 2, 2].mean())  # centre of 5x4 is (2, 2)
+    assert str(parse_spec("a:1@centre*2")) == "a:1@center*2"
+    with pytest.raises(OnnxDreamError, match=r"layer 'a' has no feature map for @center"):
+        Objective([parse_spec("a@center")], "mean")({"a": torch.ones(2, 3)})

@@ -87,4 +87,4 @@ def test_readme_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def _takes_device(args: list[str]) -> bool:
     """CliRunner captures output in process: pin the device so no CUDA probe runs there."""
-    return args[0] in ("check", "dream", "expose-layers") and "--device" not in args
+    return args[0] in ("check", "dream", "expose-layers", "visualize") and "--device" not in args

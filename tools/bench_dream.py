@@ -85,7 +85,13 @@ def _ours(args: argparse.Namespace, check: bool) -> dict:
     ForwardChecker.check = timed  # type: ignore[method-assign]
     size = (args.big[1], args.big[0]) if args.tile else (args.size, args.size)
     image = demo_image(max(size))[: size[0], : size[1]]
+    # The native loop is classic Deep Dream: compare it with the same options on our side.
     options = DreamOptions(
+        param="pixels",
+        decorrelate=False,
+        optimizer="ascent",
+        scale=0.0,
+        rotate=0.0,
         octaves=args.big_octaves if args.tile else args.octaves,
         steps=args.big_steps if args.tile else args.steps,
         tile=args.tile,

@@ -20,6 +20,8 @@ Examples:
 
   onnxdream dream photo.jpg out.png --layer _blocks.8 --octaves 4 --steps 10
 
+  onnxdream dream photo.jpg out.png --param pixels --no-decorrelate --optimizer ascent --scale 0 --rotate 0
+
   onnxdream dream photo.jpg out.png --layer "_blocks.8*1" --layer "_blocks.11:17*0.5"
 
   onnxdream dream big.tif out.tif --tile 512 --max-size 4000
@@ -97,11 +99,23 @@ def dream_command(
     octaves: int = typer.Option(4, help="Number of octaves (scales)."),
     octave_scale: float = typer.Option(1.4, help="Size ratio between octaves."),
     steps: int = typer.Option(10, help="Gradient steps per octave."),
-    lr: float = typer.Option(0.01, help="Step size: mean pixel change per step (pixel range 0..1)."),
+    lr: float = typer.Option(
+        None, help="Step size: Adam's lr [default 0.03]; ascent: mean pixel change per step [default 0.01]."
+    ),
     grad_norm: str = typer.Option(
         "mean", help="Gradient normalisation: mean (|g|) or lap (Laplacian pyramid)."
     ),
+    param: str = typer.Option("fft", help="Image parameterisation: fft (1/f-scaled spectrum) or pixels."),
+    decorrelate: bool = typer.Option(
+        True,
+        "--decorrelate/--no-decorrelate",
+        help="Optimise decorrelated colour (ImageNet colour statistics).",
+    ),
+    optimizer: str = typer.Option("adam", help="adam, or ascent (normalised gradient ascent)."),
     jitter: int = typer.Option(32, help="Random roll in pixels before each step."),
+    scale: float = typer.Option(0.1, help="Random zoom before each step, within 1 +- this (0 to 0.5)."),
+    rotate: float = typer.Option(10.0, help="Random rotation before each step, within +- this many degrees."),
+    pad: int = typer.Option(0, help="Reflect-pad each side by this many pixels before each step."),
     tile: int = typer.Option(None, help="Compute gradients in tiles of this size (bounded memory)."),
     seed: int = typer.Option(0, help="Random seed, 0 to 2**32-1 (same seed, same output on the CPU)."),
     max_size: int = typer.Option(None, help="Shrink the input so its longer side is at most this."),
@@ -171,7 +185,13 @@ def dream_command(
         steps=steps,
         lr=lr,
         grad_norm=grad_norm,
+        param=param,
+        decorrelate=decorrelate,
+        optimizer=optimizer,
         jitter=jitter,
+        scale=scale,
+        rotate=rotate,
+        pad=pad,
         tile=tile,
         seed=seed,
         guide=as_array(guide, max_pixels=max_pixels) if guide is not None else None,

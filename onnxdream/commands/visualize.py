@@ -78,16 +78,25 @@ def visualize_command(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
+    from onnxdream.dream.api import layer_specs
     from onnxdream.dream.atlas import make_grid
     from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.source import open_dreamer
     from onnxdream.dream.visualize import run
+    from onnxdream.io import model_files
+    from onnxdream.paths import check_writes
+    from onnxdream.zoo import ZOO_PREFIX
 
     output_format(out)
     grid = channels is not None or top is not None
     if image is not None and not grid:
         warn("--image is only used with --top; ignored")
         image = None
+    reads = [image] if image is not None else []
+    if not model.startswith(ZOO_PREFIX) and Path(model).is_file():
+        reads += model_files(model)
+    numbered = not grid and batch > 1
+    check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
     with err_console.status("loading the model and building its torch mirror"):
         dreamer = open_dreamer(
             model,
@@ -99,7 +108,7 @@ def visualize_command(
         )
     images, result = run(
         dreamer,
-        layer,
+        layer_specs(dreamer, layer, model),
         channels=channels,
         top=top,
         image=image,

@@ -40,7 +40,7 @@ class DreamOptions:
     steps: int = 10
     lr: float | None = None
     grad_norm: str = "mean"
-    # Defaults chosen by looking at renders on the built-in model (README, "Better dreams"): fft +
+    # Defaults chosen by looking at renders on the built-in model (README, "Dream quality"): fft +
     # decorrelated colour + Adam grows object-level features where pixels + ascent gives RGB speckle.
     param: str = "fft"
     decorrelate: bool = True

@@ -97,7 +97,8 @@ def _select(spec: LayerSpec, activation: Activation) -> torch.Tensor:
         return tensors[0] if len(tensors) == 1 else torch.cat([t.flatten() for t in tensors])
     if len(tensors) != 1:
         raise OnnxDreamError(
-            f"layer {spec.layer!r} has {len(tensors)} outputs; channel or position selection needs a layer with one"
+            f"layer {spec.layer!r} has {len(tensors)} outputs; "
+            f"{'channel' if spec.channels is not None else NEURON} selection needs a layer with one"
         )
     tensor = tensors[0]
     if spec.neuron:

@@ -43,9 +43,9 @@ class Transforms:
         if self.jitter < 0:
             raise OnnxDreamError(f"--jitter must be 0 or more, got {self.jitter}")
         if not 0.0 <= self.scale <= MAX_SCALE:
-            raise OnnxDreamError(f"--scale must be between 0 and {MAX_SCALE}, got {self.scale}")
+            raise OnnxDreamError(f"--scale must be between 0 and {MAX_SCALE:g}, got {self.scale}")
         if not 0.0 <= self.rotate <= MAX_ROTATE:
-            raise OnnxDreamError(f"--rotate must be between 0 and {MAX_ROTATE} degrees, got {self.rotate}")
+            raise OnnxDreamError(f"--rotate must be between 0 and {MAX_ROTATE:g} degrees, got {self.rotate}")
 
     def __call__(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Transform an NCHW batch (one draw for the whole batch); differentiable w.r.t. ``x``."""

@@ -24,6 +24,7 @@ from onnxdream.dream.checks import CheckSummary
 from onnxdream.dream.engine import Dreamer
 from onnxdream.dream.image import to_pil
 from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective
+from onnxdream.dream.octaves import MIN_FEATURE
 from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
 from onnxdream.dream.param import ImageParam, check_param
 from onnxdream.dream.progress import ProgressBar
@@ -31,7 +32,7 @@ from onnxdream.dream.source import ModelArg, open_dreamer
 from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import compute_gradient
 from onnxdream.dream.transforms import Transforms
-from onnxdream.errors import MismatchError, OnnxDreamError
+from onnxdream.errors import MismatchError, OnnxDreamError, first_line
 
 
 @dataclass
@@ -156,6 +157,28 @@ class _Targets:
         return total
 
 
+def _check_size(dreamer: Dreamer, layers: list[str], size: int) -> None:
+    """Raise unless the target layers run at ``size`` with feature maps of ``MIN_FEATURE`` cells a side.
+
+    Raises:
+        OnnxDreamError: the graph fails at that size (fixed shapes, pooling) or it is too small.
+    """
+    try:
+        with torch.no_grad():
+            x = torch.full((1, 3, size, size), 0.5, device=dreamer.device)
+            acts = dreamer.net(dreamer.preprocess.to_model(x), layers)
+    except RuntimeError as exc:
+        raise OnnxDreamError(
+            f"--size {size} does not fit the graph up to {', '.join(map(repr, layers))} ({first_line(exc)}); "
+            "try the size the model was exported at"
+        ) from None
+    shapes = [t.shape for v in acts.values() for t in as_tensors(v)]
+    if any(len(s) == 4 and min(s[-2:]) < MIN_FEATURE for s in shapes):
+        raise OnnxDreamError(
+            f"--size {size} is too small for the target layers: they need at least {dreamer.minimum_size(layers)}"
+        )
+
+
 def visualize_batch(
     dreamer: Dreamer, targets: Sequence[Sequence[LayerSpec]], options: VisualizeOptions
 ) -> tuple[list[Image.Image], VisualizeResult]:
@@ -169,11 +192,7 @@ def visualize_batch(
     start = time.perf_counter()
     goal = _Targets(targets, options.loss, options.diversity)
     dreamer.net.validate(goal.layers)
-    minimum = dreamer.minimum_size(goal.layers)
-    if options.size < minimum:
-        raise OnnxDreamError(
-            f"--size {options.size} is too small for the target layers: they need at least {minimum}"
-        )
+    _check_size(dreamer, goal.layers, options.size)
     generator = torch.Generator().manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     size = (options.size, options.size)
