@@ -26,10 +26,17 @@ SLOW_ZOO = ["resnet50", "densenet121", "alexnet", "vgg19", "zfnet512"]
 
 @pytest.mark.parametrize("name", FAST_ZOO + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW_ZOO])
 def test_zoo_model_passes_every_layer(zoo, name):
-    result = check(zoo(name), device="cpu")
+    result = check(zoo(name, copy=False), device="cpu")  # check leaves its model as it was
     assert result.unsupported == []
     assert len(result.layers) > 20
     assert result.ok, result.first_diverging
+
+
+def test_check_leaves_the_model_unchanged():
+    model = onnx.load(TINY)
+    before = model.SerializeToString()
+    assert check(model, device="cpu").ok
+    assert model.SerializeToString() == before
 
 
 @pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
