@@ -238,19 +238,40 @@ def test_python_api(tiny):
         onnxdream.visualize(str(tiny), "block2", octaves=2)
 
 
-def _middle_conv(dreamer) -> str:
+def _convs(dreamer) -> list[str]:
     index = dreamer.net.index
-    convs = [n for n in dreamer.layer_names() if index.nodes[index.resolve(n).nodes[0]].op_type == "Conv"]
+    return [n for n in dreamer.layer_names() if index.nodes[index.resolve(n).nodes[0]].op_type == "Conv"]
+
+
+def _middle_conv(dreamer) -> str:
+    convs = _convs(dreamer)
     return convs[len(convs) // 2]
 
 
-def _live_channel(dreamer, layer: str, size: int) -> int:
-    """The channel with the largest mean activation on grey: random-weight nets have dead ones."""
+def _responsive_conv(dreamer, size: int) -> str:
+    """The middle conv, or the nearest one before it whose output responds to the image: with
+    random weights, inception-v2's middle layers are saturated (input gradients ~1e-10)."""
     import torch
 
-    with torch.no_grad():
-        x = dreamer.preprocess.to_model(torch.full((1, 3, size, size), 0.5))
-        return int(dreamer.net(x, [layer])[layer][0].flatten(1).mean(1).argmax())
+    convs = _convs(dreamer)
+    for layer in reversed(convs[: len(convs) // 2 + 1]):
+        x = torch.full((1, 3, size, size), 0.5, requires_grad=True)
+        dreamer.net(dreamer.preprocess.to_model(x), [layer])[layer].mean().backward()
+        if float(x.grad.abs().max()) > 1e-6:
+            return layer
+    raise AssertionError("no conv layer responds to the input")
+
+
+def _live_channel(dreamer, layer: str, size: int) -> int:
+    """The most active channel on grey among those that respond to the image: random-weight nets
+    have dead channels, and channels whose value is their bias whatever the input (no gradient)."""
+    import torch
+
+    x = torch.full((1, 3, size, size), 0.5, requires_grad=True)
+    means = dreamer.net(dreamer.preprocess.to_model(x), [layer])[layer][0].flatten(1).mean(1)
+    gradients = torch.stack([torch.autograd.grad(m, x, retain_graph=True)[0].abs().sum() for m in means])
+    responsive = gradients > 1e-3 * gradients.max()
+    return int(torch.where(responsive, means.detach(), -torch.inf).argmax())
 
 
 FIXED_SIZE = {
@@ -261,8 +282,8 @@ FIXED_SIZE = {
 
 def _rises_on_zoo(model: onnx.ModelProto, name: str, steps: int) -> None:
     dreamer = open_dreamer(model, "cpu")
-    layer = _middle_conv(dreamer)
-    size = 224 if name in FIXED_SIZE else max(64, dreamer.minimum_size([layer]))
+    size = 224 if name in FIXED_SIZE else max(64, dreamer.minimum_size([_middle_conv(dreamer)]))
+    layer = _responsive_conv(dreamer, size)
     spec = [[parse_spec(f"{layer}:{_live_channel(dreamer, layer, size)}")]]
     start = visualize_batch(dreamer, spec, VisualizeOptions(size=size, steps=1))[1]
     images, grown = visualize_batch(dreamer, spec, VisualizeOptions(size=size, steps=steps))

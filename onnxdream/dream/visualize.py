@@ -179,6 +179,27 @@ def _check_size(dreamer: Dreamer, layers: list[str], size: int) -> None:
         )
 
 
+def _takes_padded(dreamer: Dreamer, layers: list[str], size: int, pad: int) -> bool:
+    """Whether the graph up to ``layers`` runs on the ``--pad``-ed image (fixed-size graphs do not)."""
+    if pad <= 0:
+        return True
+    side = size + 2 * min(pad, size - 1)
+    try:
+        with torch.no_grad():
+            dreamer.net(
+                dreamer.preprocess.to_model(torch.full((1, 3, side, side), 0.5, device=dreamer.device)),
+                layers,
+            )
+    except RuntimeError:
+        return False
+    return True
+
+
+def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
 def visualize_batch(
     dreamer: Dreamer, targets: Sequence[Sequence[LayerSpec]], options: VisualizeOptions
 ) -> tuple[list[Image.Image], VisualizeResult]:
@@ -207,8 +228,13 @@ def visualize_batch(
     )
     optimizer = Optimizer(param, options.optimizer, options.lr, options.grad_norm)
     transforms = options.transforms()
+    # A graph that takes only its own size (a constant Reshape, pooled branches that must agree)
+    # sees the padded, zoomed and rotated image cropped back to that size.
+    crop = not _takes_padded(dreamer, goal.layers, options.size, transforms.pad)
 
     def evaluate(pixels: torch.Tensor):
+        if crop:
+            pixels = _centre_crop(pixels, options.size)
         model_input = dreamer.preprocess.to_model(pixels)
         acts = dreamer.net(model_input, goal.layers)
         return goal(acts), acts, model_input
