@@ -10,6 +10,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -154,3 +155,13 @@ MaxPixelsOption = Annotated[
 def warn(message: str) -> None:
     """One warning line on stderr (e.g. an option that will be ignored)."""
     err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+
+
+def spec_files(model: str | None) -> list[Path]:
+    """The files a ``--model``/MODEL spec reads: a model file and its external data (none for ``zoo:``)."""
+    from onnxdream.io import model_files
+    from onnxdream.zoo import ZOO_PREFIX
+
+    if model is None or model.startswith(ZOO_PREFIX) or not Path(model).is_file():
+        return []
+    return model_files(model)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from PIL import Image
 
-from onnxdream.commands.common import MaxPixelsOption, err_console, guarded, print_json, warn
+from onnxdream.commands.common import MaxPixelsOption, err_console, guarded, print_json, spec_files, warn
 from onnxdream.errors import OnnxDreamError
 from onnxdream.preprocess import MAX_PIXELS
 
@@ -52,13 +52,9 @@ def _check_paths(
 ) -> None:
     """Refuse, before any work, outputs that would replace an input (image, guide, model files)."""
     from onnxdream.dream.animate import frame_paths
-    from onnxdream.io import model_files
     from onnxdream.paths import check_writes
-    from onnxdream.zoo import ZOO_PREFIX
 
-    reads: list[Path] = [guide] if guide is not None else []
-    if model is not None and not model.startswith(ZOO_PREFIX) and Path(model).is_file():
-        reads += model_files(model)
+    reads: list[Path] = ([guide] if guide is not None else []) + spec_files(model)
     if folder:
         sources = _images_in(Path(image))  # type: ignore[arg-type]
         check_writes(reads + sources, [_out_name(s, Path(out)) for s in sources])

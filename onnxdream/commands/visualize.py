@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onnxdream.commands.common import err_console, guarded, print_json, warn
+from onnxdream.commands.common import err_console, guarded, print_json, spec_files, warn
 from onnxdream.commands.dream import _floats
 
 _EXAMPLES = """
@@ -83,18 +83,14 @@ def visualize_command(
     from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.source import open_dreamer
     from onnxdream.dream.visualize import run
-    from onnxdream.io import model_files
     from onnxdream.paths import check_writes
-    from onnxdream.zoo import ZOO_PREFIX
 
     output_format(out)
     grid = channels is not None or top is not None
     if image is not None and not grid:
         warn("--image is only used with --top; ignored")
         image = None
-    reads = [image] if image is not None else []
-    if not model.startswith(ZOO_PREFIX) and Path(model).is_file():
-        reads += model_files(model)
+    reads = ([image] if image is not None else []) + spec_files(model)
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
     with err_console.status("loading the model and building its torch mirror"):
