@@ -13,7 +13,6 @@ import contextlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,11 @@ import onnx
 import torch
 
 from onnxdream.compare import ATOL, RTOL, compare
-from onnxdream.errors import MismatchError, OnnxDreamError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, UnsupportedOpError, first_line
 from onnxdream.graph import GraphIndex
-from onnxdream.io import as_model
-from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
+from onnxdream.mirror.module import Mirror, Unsupported
 from onnxdream.mirror.registry import torch_dtype
+from onnxdream.model import ModelSpec, open_model
 from onnxdream.preprocess import check_size
 from onnxdream.shapes import input_dims
 from onnxdream.sizes import InputError, InputSizeError, input_failure, round_to_multiple
@@ -84,10 +83,9 @@ DEFAULT_SIDE = 224
 
 
 def random_inputs(
-    model: onnx.ModelProto,
+    model: ModelSpec,
     seed: int = 0,
     size: tuple[int, int] = (DEFAULT_SIDE, DEFAULT_SIDE),
-    source: str = "<model>",
 ) -> dict[str, np.ndarray]:
     """Seeded inputs of the model's declared shapes.
 
@@ -99,10 +97,11 @@ def random_inputs(
         OnnxDreamError: an input declares no shape (its rank is unknown), or more elements than
             can be made.
     """
-    index = GraphIndex(model.graph)
+    model = open_model(model)
+    index, source = model.index, model.source
     rng = np.random.default_rng(seed)
     feeds = {}
-    for vi in model.graph.input:
+    for vi in model.proto.graph.input:
         if vi.name not in index.graph_inputs:
             continue
         dims = input_dims(vi)
@@ -235,7 +234,7 @@ def _finite(value: float) -> float | None:
 
 
 def check(
-    model: onnx.ModelProto | str | Path,
+    model: ModelSpec,
     inputs: Mapping[str, np.ndarray] | None = None,
     *,
     layers: Sequence[str] = (),
@@ -244,7 +243,6 @@ def check(
     rtol: float = RTOL,
     device: str = "auto",
     ort_opt: str = "none",
-    source: str | None = None,
     input_source: str = "the input",
 ) -> CheckResult:
     """Compare the mirror with ONNX Runtime on ``inputs`` (default: seeded random).
@@ -265,19 +263,20 @@ def check(
     for name, value in (("atol", atol), ("rtol", rtol)):
         if not (math.isfinite(value) and value >= 0):
             raise OnnxDreamError(f"--{name} must be a finite number >= 0, got {value}")
-    model, source = as_model(model, source)
-    index = GraphIndex(model.graph, source)
+    model = open_model(model)
+    index, source = model.index, model.source
     if not index.graph_inputs:
         raise OnnxDreamError(f"{source}: the model has no inputs, so there is nothing to run and compare")
     pairs = _targets(index, layers, match, source)
     resolved = resolve_device(device)
-    feeds = dict(inputs) if inputs is not None else random_inputs(model, source=source)
-    problems = unsupported_nodes(model, source)
-    if problems:
-        return CheckResult(device=resolved, unsupported=problems)
+    feeds = dict(inputs) if inputs is not None else random_inputs(model)
+    try:
+        mirror = Mirror(model)
+    except UnsupportedOpError as exc:
+        return CheckResult(device=resolved, unsupported=exc.problems)
 
     tensors = list(dict.fromkeys(t for _, t in pairs))
-    run = _Run(model, Mirror(model, source), tensors, resolved, ort_opt, source)
+    run = _Run(model.proto, mirror, tensors, resolved, ort_opt, source)
     try:
         ours, theirs, used = run(feeds, input_source if inputs is not None else "the default input")
     except InputSizeError as exc:
@@ -285,7 +284,7 @@ def check(
             raise
         # The default side does not suit the network's stride: take the nearest one that does.
         side = round_to_multiple(DEFAULT_SIDE, exc.multiple)
-        ours, theirs, used = run(random_inputs(model, size=(side, side), source=source), "the default input")
+        ours, theirs, used = run(random_inputs(model, size=(side, side)), "the default input")
     except InputError as exc:
         if inputs is not None:
             raise

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 class OnnxDreamError(Exception):
@@ -25,7 +26,15 @@ class UnknownLayerError(OnnxDreamError):
 
 
 class UnsupportedOpError(OnnxDreamError):
-    """The torch mirror has no converter for an op at the model's opset."""
+    """The torch mirror has no converter for an op at the model's opset.
+
+    Attributes:
+        problems: every node that cannot be converted (``mirror.Unsupported`` records).
+    """
+
+    def __init__(self, message: str, problems: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class MismatchError(OnnxDreamError):

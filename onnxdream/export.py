@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import logging
 import math
-import re
 import warnings
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import onnx
 
 from onnxdream.compare import ATOL, Comparison, compare
-from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, first_line
 from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
-
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+from onnxdream.torch_models import load_torch_model
 
 
 @dataclass
@@ -53,90 +48,6 @@ class ExportResult:
     @property
     def ok(self) -> bool:
         return self.comparison.ok
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") for name in archive.namelist())
-
-
-TRUST_HINT = "--trust-pickle"
-"""How the CLI spells ``trust_pickle=True`` in messages."""
-
-
-def _load_torch_file(path: Path, trust_pickle: bool):
-    """A TorchScript archive, or a ``torch.save`` file (unpickled with code only if trusted)."""
-    import pickle
-
-    import torch
-
-    try:
-        if _is_torchscript(path):
-            return torch.jit.load(str(path), map_location="cpu")
-        return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as exc:
-        if not trust_pickle and "weights_only" in str(exc).replace(" ", "_").lower():
-            raise BadModelError(
-                f"{path}: a pickled torch object, which can run code when loaded; if you trust "
-                f"this file, pass {TRUST_HINT} (Python: trust_pickle=True)"
-            ) from None
-        raise BadModelError(f"{path}: cannot load a torch model ({first_line(exc)})") from None
-    except Exception as exc:
-        raise BadModelError(f"{path}: cannot load a torch model ({first_line(exc)})") from None
-
-
-def _call_factory(spec: str):
-    """Import ``package.module`` and call its ``factory``; any failure names the SPEC and its cause."""
-    module_name, _, factory = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # a broken module raises anything: SyntaxError, ImportError, its own errors
-        raise OnnxDreamError(
-            f"{spec}: cannot import {module_name!r}: {type(exc).__name__}: {first_line(exc)}"
-        ) from None
-    if not callable(getattr(module, factory, None)):
-        raise OnnxDreamError(f"{spec}: module {module_name!r} has no callable {factory!r}")
-    try:
-        return getattr(module, factory)()
-    except Exception as exc:
-        raise OnnxDreamError(f"{spec}: {factory}() raised {type(exc).__name__}: {first_line(exc)}") from None
-
-
-def load_torch_model(spec: str, *, trust_pickle: bool = False):
-    """Resolve an export SPEC to an ``nn.Module`` in eval mode.
-
-    SPEC is ``zoo:efficientnet-lite0``, a ``torch.save(model)`` file, a TorchScript file, or
-    ``package.module:factory``. A ``torch.save(model)`` file is a pickle that can run any code
-    when loaded: it is read only with ``trust_pickle=True``; otherwise torch's ``weights_only``
-    loader reads it, which refuses pickled code (and full modules).
-
-    Raises:
-        OnnxDreamError: unknown zoo name, unreadable or untrusted file, import or factory
-            failure, or not a module.
-    """
-    import torch
-
-    from onnxdream import zoo
-
-    if spec.startswith(zoo.ZOO_PREFIX):
-        name = spec[len(zoo.ZOO_PREFIX) :]
-        if name != zoo.EFFICIENTNET:
-            raise OnnxDreamError(f"unknown built-in model {name!r}; available: {zoo.EFFICIENTNET!r}")
-        return zoo.efficientnet_lite0()
-    path = Path(spec)
-    if path.is_file():
-        model = _load_torch_file(path, trust_pickle)
-    elif _FACTORY.match(spec):
-        model = _call_factory(spec)
-    else:
-        raise BadModelError(
-            f"{spec}: not found; SPEC is zoo:efficientnet-lite0, a torch file or package.module:factory"
-        )
-    if not isinstance(model, torch.nn.Module):
-        raise BadModelError(f"{spec}: holds a {type(model).__name__}, not a torch.nn.Module")
-    return model.eval()
 
 
 MAX_INPUT_ELEMENTS = 2**31 - 1

@@ -257,6 +257,28 @@ def uses_external_data(path: PathLike) -> bool:
     return bool(_external_tensors(read_proto(path)))
 
 
+def _data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
+    """The external-data files the (not yet loaded) ``model`` at ``path`` names, each once."""
+    locations = dict.fromkeys(_external_location(t) for t in _external_tensors(model))
+    return [path.parent / location for location in locations if location]
+
+
+def load_model_and_data_files(path: PathLike, *, external_data: bool = True) -> tuple[onnx.ModelProto, list[Path]]:
+    """:func:`load_model`, and the external-data files the model read (empty: all inline)."""
+    path = Path(path)
+    model = read_proto(path)
+    files = _data_files(model, path)
+    if files:
+        _check_external_locations(model, path)
+    if external_data and files:
+        try:
+            external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            # onnx refuses, among others, a data file reached through a symbolic link.
+            raise BadModelError(f"{path}: cannot read external data ({first_line(exc)})") from None
+    return model, files
+
+
 def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto:
     """Load an ONNX model, resolving external data relative to the model file.
 
@@ -266,17 +288,7 @@ def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto
         BadModelError: missing/unreadable/truncated file, unsafe or missing external data,
             IR or opset newer than the installed onnx.
     """
-    path = Path(path)
-    model = read_proto(path)
-    if _external_tensors(model):
-        _check_external_locations(model, path)
-    if external_data and _external_tensors(model):
-        try:
-            external_data_helper.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            # onnx refuses, among others, a data file reached through a symbolic link.
-            raise BadModelError(f"{path}: cannot read external data ({first_line(exc)})") from None
-    return model
+    return load_model_and_data_files(path, external_data=external_data)[0]
 
 
 def as_model(model: onnx.ModelProto | PathLike, source: str | None = None) -> tuple[onnx.ModelProto, str]:
@@ -315,8 +327,7 @@ def model_files(path: PathLike) -> list[Path]:
         model = read_proto(path)
     except BadModelError:
         return [path]
-    locations = dict.fromkeys(_external_location(t) for t in _external_tensors(model))
-    return [path] + [path.parent / location for location in locations if location]
+    return [path, *_data_files(model, path)]
 
 
 def save_model(

@@ -6,10 +6,9 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import onnx
-
-from onnxdream.graph import GraphIndex, scope_at_depth
+from onnxdream.graph import scope_at_depth
 from onnxdream.metadata import ORIGIN_KEY, get_prop
+from onnxdream.model import ModelSpec, open_model
 from onnxdream.shapes import TensorType, tensor_types
 
 
@@ -41,13 +40,12 @@ def _row(name: str, op_type: str, outputs: Sequence[str], types: dict[str, Tenso
 
 
 def list_layers(
-    model: onnx.ModelProto,
+    model: ModelSpec,
     *,
     op_types: Sequence[str] = (),
     match: str | None = None,
     depth: int | None = None,
     include_constants: bool = False,
-    source: str = "<model>",
 ) -> list[LayerRow]:
     """Layers in topological order, filtered by op type and glob, optionally collapsed to scopes.
 
@@ -55,8 +53,9 @@ def list_layers(
     outputs are its boundary outputs and its op type is the node's own for a single node,
     else ``scope``.
     """
-    index = GraphIndex(model.graph, source)
-    types = tensor_types(model)
+    model = open_model(model)
+    index = model.index
+    types = tensor_types(model.proto)
     selected = [
         i
         for i in index.order

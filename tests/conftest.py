@@ -54,6 +54,6 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def builtin_exports(_private_cache: None) -> dict[str, Path]:
     """The built-in EfficientNet-Lite0 exported by both torch exporters (cached per session)."""
-    from onnxdream.zoo import builtin_model_path
+    from onnxdream.builtin import builtin_model_path
 
     return {"dynamo": builtin_model_path(legacy=False), "legacy": builtin_model_path(legacy=True)}

@@ -405,7 +405,7 @@ def test_rename_with_reference_restores_names_and_keeps_outputs(variants, refere
 @pytest.mark.slow
 def test_transfer_demo_end_to_end(tmp_path):
     """tools/transfer_demo.py at small scale, through the CLI (layers, rename --reference)."""
-    from onnxdream.zoo import builtin_model_path
+    from onnxdream.builtin import builtin_model_path
     from tools import transfer_demo
 
     result = transfer_demo.run(tmp_path, steps=1, size=32, reference=str(builtin_model_path()), dream=False)
@@ -422,7 +422,7 @@ def test_transfer_demo_end_to_end(tmp_path):
 def test_both_exporters_give_one_skeleton():
     """The built-in network from either exporter: the same units, in the same canonical order."""
     from onnxdream.names.reference_units import build_skeleton
-    from onnxdream.zoo import builtin_model_path
+    from onnxdream.builtin import builtin_model_path
 
     skeletons = [build_skeleton(onnx.load(str(builtin_model_path(legacy))).graph) for legacy in (False, True)]
     # dynamo: 94 nodes, one a Reshape (transparent); legacy: 450 with Pads and constants

@@ -37,7 +37,8 @@ from torch import nn
 
 from onnxdream.export import quiet_exporter
 from onnxdream.graph import GraphIndex
-from onnxdream.zoo import builtin_model_path, efficientnet_lite0
+from onnxdream.builtin import builtin_model_path
+from onnxdream.zoo import efficientnet_lite0
 
 MODEL_KINDS = ("finetuned", "sequential", "inserted", "replaced", "reinit")
 """How the pretrained network is changed (see :func:`build_model`)."""

@@ -28,7 +28,8 @@ VARIANTS = ("native", "mirror-full", "mirror-cut")
 def _step_fn(variant: str):
     """A function running one forward + backward of the objective for ``variant``."""
     from onnxdream.mirror import to_torch
-    from onnxdream.zoo import builtin_model_path, efficientnet_lite0
+    from onnxdream.builtin import builtin_model_path
+from onnxdream.zoo import efficientnet_lite0
 
     if variant == "native":
         model = efficientnet_lite0()
@@ -102,7 +103,7 @@ def _build_time(legacy: bool, repeat: int) -> float:
     import onnx
 
     from onnxdream.mirror import to_torch
-    from onnxdream.zoo import builtin_model_path
+    from onnxdream.builtin import builtin_model_path
 
     model = onnx.load(str(builtin_model_path(legacy=legacy)))
     times = []

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from onnxdream.check import CheckResult, check
 from onnxdream.commands.common import MaxPixelsOption, guarded, out_console, print_json
-from onnxdream.io import load_model
+from onnxdream.model import open_model
 from onnxdream.preprocess import MAX_PIXELS, load_input
 
 
@@ -83,10 +83,10 @@ def check_command(
 
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
-    onnx_model = load_model(model)
-    feeds = load_input(input_file, onnx_model, max_pixels, str(model)) if input_file is not None else None
+    opened = open_model(model)
+    feeds = load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
     result = check(
-        onnx_model,
+        opened,
         feeds,
         layers=layer,
         match=match,
@@ -94,7 +94,6 @@ def check_command(
         rtol=rtol,
         device=device,
         ort_opt=ort_opt,
-        source=str(model),
         input_source=str(input_file),
     )
     if json_output:

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import guarded, out_console, print_json
-from onnxdream.io import load_model
 from onnxdream.layers import list_layers
+from onnxdream.model import open_model
 from onnxdream.shapes import TensorType
 
 
@@ -38,12 +38,11 @@ def layers_command(
       onnxdream layers model.onnx --json > layers.json
     """
     rows = list_layers(
-        load_model(model, external_data=False),
+        open_model(model, weights=False),
         op_types=op,
         match=match,
         depth=depth,
         include_constants=all_nodes,
-        source=str(model),
     )
     if json_output:
         print_json([row.as_json() for row in rows])

@@ -6,41 +6,23 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import onnx
 import typer
 from rich.table import Table
 
-from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
+from onnxdream.commands.common import err_console, guarded, out_console, print_json, spec_files, warn
 from onnxdream.errors import OnnxDreamError
-from onnxdream.io import data_path, load_model, model_files, save_model, staged, uses_external_data
+from onnxdream.io import data_path, save_model, staged
+from onnxdream.model import Model, open_model
 from onnxdream.names.apply import RenameResult, rename, undo
 from onnxdream.names.mapping import Rule, load_map
 from onnxdream.names.plan import resolve_strategies
 from onnxdream.paths import check_writes
 
 
-def _reference_files(spec: str | None) -> list[Path]:
-    """The files ``--reference`` reads (an ``.onnx`` with its data, or a torch file)."""
-    if spec is None:
-        return []
-    if spec.lower().endswith(".onnx"):
-        return model_files(spec)
-    return [Path(spec)] if Path(spec).is_file() else []
-
-
-def _load_reference(spec: str, trust_pickle: bool) -> onnx.ModelProto:
-    """An ``.onnx`` file or a zoo model as it is, any other export SPEC exported on the fly."""
-    from onnxdream.export import export_model, require_match
-    from onnxdream.zoo import ZOO_PREFIX, zoo_onnx
-
-    if spec.lower().endswith(".onnx"):
-        return load_model(spec)
+def _open_reference(spec: str, trust_pickle: bool) -> Model:
+    """The reference model: an ONNX file or zoo model as it is, a torch SPEC exported on the fly."""
     with err_console.status(f"loading the reference {spec}"):
-        if spec.startswith(ZOO_PREFIX):
-            return zoo_onnx(spec)  # the built-in model is exported once, then cached
-        result = export_model(spec, trust_pickle=trust_pickle)
-    require_match(result, spec)
-    return result.model
+        return open_model(spec, trust_pickle=trust_pickle)
 
 
 def _print_summary(result: RenameResult, *, dry_run: bool, to_stderr: bool) -> None:
@@ -128,34 +110,32 @@ def rename_command(
     target = output if output is not None else (model if in_place else None)
     if target is None and not dry_run:
         raise OnnxDreamError("missing OUT.onnx (or pass --in-place to write over the input)")
+    opened = open_model(model)
     if not dry_run:
         writes = [target, data_path(target), report]
-        reads = [*model_files(model), map_file, *_reference_files(reference)]
+        reads = [*opened.files, map_file, *spec_files(reference)]
         in_place_ok = [target, data_path(target)] if in_place else []
         check_writes(reads, writes, in_place=in_place_ok, hint="use --in-place")
 
-    source = load_model(model)
     if undo_renames:
-        result = undo(source, source=str(model), inplace=True)
+        result = undo(opened, inplace=True)
     else:
         result = rename(
-            source,
+            opened,
             strategies=strategies,
             rename_all=rename_all,
             mapping=mapping,
             rules=rules,
             strip_prefix=strip_prefix,
-            reference=_load_reference(reference, trust_pickle) if reference else None,
+            reference=_open_reference(reference, trust_pickle) if reference else None,
             min_score=min_score,
-            source=str(model),
             inplace=True,
         )
     for warning in result.plan.warnings:
         warn(warning)
     if not dry_run:
-        external = uses_external_data(model) or None
         with staged() as staging:  # the model and the report: both or neither
-            save_model(result.model, target, external_data=external, staging=staging)
+            save_model(result.model, target, external_data=opened.external_data or None, staging=staging)
             if report is not None:
                 text = json.dumps(result.report(), indent=2) + "\n"
                 staging.path(report).write_text(text, encoding="utf-8")

@@ -15,13 +15,13 @@ from onnxdream.dream.engine import Dreamer
 from onnxdream.dream.preprocess import preprocess_for
 from onnxdream.errors import OnnxDreamError
 from onnxdream.graph import GraphIndex
-from onnxdream.io import as_model
-from onnxdream.zoo import BUILTIN, ZOO_PREFIX, zoo_onnx
+from onnxdream.model import Model, open_model
+from onnxdream.zoo import BUILTIN
 
 DEFAULT_LAYERS = {BUILTIN: ["_blocks.10"]}
 """Layers that give good-looking dreams, per built-in model (chosen by looking at renders)."""
 
-ModelArg = str | os.PathLike[str] | onnx.ModelProto | nn.Module | ActivationModel | None
+ModelArg = Model | str | os.PathLike[str] | onnx.ModelProto | nn.Module | ActivationModel | None
 
 
 def torch_device(device: str) -> torch.device:
@@ -56,15 +56,6 @@ class MirrorActivations:
 
     def __call__(self, x: torch.Tensor, layers: list[str]) -> dict[str, Activation]:
         return self.mirror(x, layers=layers)
-
-
-def load_onnx(model: str | os.PathLike[str] | onnx.ModelProto | None) -> tuple[onnx.ModelProto, str]:
-    """The ONNX model a ``--model`` value names, and a label for messages."""
-    if model is None:
-        model = BUILTIN
-    if isinstance(model, str) and model.startswith(ZOO_PREFIX):
-        return zoo_onnx(model), model
-    return as_model(model)
 
 
 def _require_image_input(proto: onnx.ModelProto, label: str) -> None:
@@ -117,6 +108,7 @@ def open_dreamer(
     std: Sequence[float] | None = None,
     value_range: Sequence[float] | None = None,
     channels: str | None = None,
+    trust_pickle: bool = False,
 ) -> Dreamer:
     """Build the network, its preprocessing and (for ONNX models) the forward checker factory.
 
@@ -136,16 +128,16 @@ def open_dreamer(
         )
     if isinstance(model, ActivationModel) and not isinstance(model, (str, os.PathLike)):
         return Dreamer(model, preprocess_for(None, mean, std, value_range, channels), target)
-    proto, label = load_onnx(model)  # type: ignore[arg-type]
-    _require_image_input(proto, label)
+    opened = open_model(BUILTIN if model is None else model, trust_pickle=trust_pickle)  # type: ignore[arg-type]
+    _require_image_input(opened.proto, opened.source)
     from onnxdream.mirror import Mirror
 
-    mirror = Mirror(proto, label).to(target).eval().requires_grad_(False)
-    index = GraphIndex(proto.graph, label)
-    preprocess = preprocess_for(proto, mean, std, value_range, channels)
+    mirror = Mirror(opened).to(target).eval().requires_grad_(False)
+    index = opened.index
+    preprocess = preprocess_for(opened.proto, mean, std, value_range, channels)
 
     def checker(layers: list[str]) -> ForwardChecker:
         mapping = {name: list(index.resolve(name).outputs) for name in layers}
-        return ForwardChecker(proto, mapping, device=device, source=label)
+        return ForwardChecker(opened.proto, mapping, device=device, source=opened.source)
 
     return Dreamer(MirrorActivations(mirror, index), preprocess, target, checker)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import onnx
@@ -53,6 +52,7 @@ from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, U
 from onnxdream.graph import GraphIndex
 from onnxdream.mirror.node import NodeModule, attribute_names, describe
 from onnxdream.mirror.registry import Converted, NodeView, input_names, lookup, to_torch_tensor
+from onnxdream.model import Model, ModelSpec, open_model
 
 _NONE_SLOT = 0
 _TRASH_SLOT = 1
@@ -73,13 +73,6 @@ class _Plan:
     consts: tuple[tuple[int, dict, str], ...]  # (slot, storage dict, key)
     steps: tuple[tuple[NodeModule, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
     targets: tuple[int, ...]
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return entry.version
-    return 1
 
 
 def node_keys(graph: onnx.GraphProto) -> list[str]:
@@ -117,13 +110,13 @@ def _state_key(name: str, taken: set[str]) -> str:
 class _Builder:
     """Converts every node, folds constants and decides where each tensor lives."""
 
-    def __init__(self, model: onnx.ModelProto, source: str) -> None:
-        self.model = model
-        self.index = GraphIndex(model.graph, source)
-        self.opset = _opset(model)
-        self.keys = node_keys(model.graph)
+    def __init__(self, model: Model) -> None:
+        self.model = model.proto
+        self.index = model.index
+        self.opset = model.opset
+        self.keys = node_keys(model.proto.graph)
         self.problems: list[Unsupported] = []
-        self.initializers = {t.name: t for t in model.graph.initializer}
+        self.initializers = {t.name: t for t in model.proto.graph.initializer}
         self.constants: dict[str, torch.Tensor] = {}
         self.converted: dict[int, tuple[Converted, tuple[int, ...], NodeView]] = {}
         self._convert_all()
@@ -186,9 +179,9 @@ def _trimmed(outputs: Sequence[str]) -> list[str]:
     return outs
 
 
-def unsupported_nodes(model: onnx.ModelProto, source: str = "<model>") -> list[Unsupported]:
+def unsupported_nodes(model: ModelSpec, source: str | None = None) -> list[Unsupported]:
     """Every node the mirror cannot convert (all of them, not only the first)."""
-    return _Builder(model, source).problems
+    return _Builder(open_model(model, source=source)).problems
 
 
 class Constants(nn.Module):
@@ -208,13 +201,17 @@ class HostConstants(Constants):
 class Mirror(nn.Module):
     """An ONNX graph as a torch module; see the module docstring for the calling conventions."""
 
-    def __init__(self, model: onnx.ModelProto, source: str = "<model>") -> None:
+    def __init__(self, model: ModelSpec, source: str | None = None) -> None:
         super().__init__()
-        builder = _Builder(model, source)
+        model = open_model(model, source=source)
+        source = model.source
+        builder = _Builder(model)
         if builder.problems:
             shown = "; ".join(p.reason for p in builder.problems[:5])
             more = f" (and {len(builder.problems) - 5} more)" if len(builder.problems) > 5 else ""
-            raise UnsupportedOpError(f"{source}: {len(builder.problems)} unsupported node(s): {shown}{more}")
+            raise UnsupportedOpError(
+                f"{source}: {len(builder.problems)} unsupported node(s): {shown}{more}", builder.problems
+            )
         self.index = builder.index
         self.source = source
         self.input_names = list(self.index.graph_inputs)
@@ -495,14 +492,11 @@ class Mirror(nn.Module):
         }
 
 
-def to_torch(model: onnx.ModelProto | str | Path) -> Mirror:
-    """Build the torch mirror of an ONNX model (a ``ModelProto`` or a path).
+def to_torch(model: ModelSpec, *, trust_pickle: bool = False) -> Mirror:
+    """Build the torch mirror of a model: anything :func:`onnxdream.model.open_model` opens.
 
     Raises:
         BadModelError: the file cannot be read or the graph is malformed.
         UnsupportedOpError: some nodes have no converter at the model's opset (all are listed).
     """
-    from onnxdream.io import as_model
-
-    proto, source = as_model(model)
-    return Mirror(proto, source=source)
+    return Mirror(open_model(model, trust_pickle=trust_pickle))

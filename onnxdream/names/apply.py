@@ -16,6 +16,7 @@ import onnx
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.metadata import ORIGIN_KEY, RENAMES_KEY, SCORE_KEY, get_json, set_json, set_prop
+from onnxdream.model import ModelSpec, editable_proto, open_model
 from onnxdream.names.mapping import Explicit, Rule
 from onnxdream.names.plan import Entry, Plan, plan_names
 
@@ -45,31 +46,33 @@ class RenameResult:
 
 
 def rename(
-    model: onnx.ModelProto,
+    model: ModelSpec,
     *,
     strategies: Sequence[str] = ("auto",),
     rename_all: bool = False,
     mapping: Mapping[str, str] | None = None,
     rules: Iterable[str | Rule] = (),
     strip_prefix: str | None = None,
-    reference: onnx.ModelProto | None = None,
+    reference: ModelSpec | None = None,
     min_score: float = 0.5,
-    source: str = "<model>",
     inplace: bool = False,
+    trust_pickle: bool = False,
 ) -> RenameResult:
     """Give every node with a lost name (every node with ``rename_all``) a meaningful, unique name.
 
     Args:
-        model: the model; copied unless ``inplace``.
+        model: anything :func:`~onnxdream.model.open_model` opens. A proto or ``Model`` passed
+            in is copied unless ``inplace``; a model read from a file here is edited directly.
         strategies: any of ``auto``, ``metadata``, ``weights``, ``tensors``, ``structure``.
         rename_all: replace every name, not only lost ones.
         mapping: explicit ``{old: new}`` renames (``old``: a planned or an original name).
         rules: ``'REGEX=>REPL'`` renames, applied to every name after the map.
         strip_prefix: a wrapper prefix (``0.``) removed from every name that has it.
-        reference: a model with good names; the nodes it matches get its names first.
+        reference: a model with good names (anything ``open_model`` opens; a torch SPEC is
+            exported); the nodes it matches get its names first.
         min_score: weakest reference match accepted.
-        source: the model's file, for messages.
-        inplace: edit ``model`` itself.
+        inplace: edit the given proto itself.
+        trust_pickle: allow torch SPECs that are ``torch.save(model)`` pickles (they run code).
 
     Returns:
         The renamed model and its plan.
@@ -82,24 +85,20 @@ def rename(
         mapping=dict(mapping or {}),
         rules=tuple(r if isinstance(r, Rule) else Rule.parse(r) for r in rules),
     )
+    opened = open_model(model, trust_pickle=trust_pickle)
     plan = plan_names(
-        model,
+        opened,
         strategies=strategies,
         rename_all=rename_all,
         explicit=explicit,
-        reference=reference,
+        reference=open_model(reference, trust_pickle=trust_pickle) if reference is not None else None,
         min_score=min_score,
-        source=source,
     )
-    return RenameResult(apply_plan(model, plan, inplace=inplace), plan)
+    return RenameResult(apply_plan(editable_proto(model, opened, inplace), plan), plan)
 
 
-def apply_plan(model: onnx.ModelProto, plan: Plan, *, inplace: bool = False) -> onnx.ModelProto:
-    """Write the plan's names into (a copy of) ``model`` with their origins and the undo map."""
-    if not inplace:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        model = copy
+def apply_plan(model: onnx.ModelProto, plan: Plan) -> onnx.ModelProto:
+    """Write the plan's names into ``model`` (edited in place) with their origins and the undo map."""
     renamed = [e for e in plan.entries if e.renamed]
     if not renamed:
         return model
@@ -120,19 +119,19 @@ def apply_plan(model: onnx.ModelProto, plan: Plan, *, inplace: bool = False) -> 
     return model
 
 
-def undo(model: onnx.ModelProto, *, source: str = "<model>", inplace: bool = False) -> RenameResult:
+def undo(model: ModelSpec, *, inplace: bool = False) -> RenameResult:
     """Give back every name recorded in ``onnxdream.renames`` and drop what rename added.
+
+    A proto passed in is copied unless ``inplace``.
 
     Raises:
         OnnxDreamError: the model records no renames.
     """
-    history = get_json(model, RENAMES_KEY)
+    opened = open_model(model)
+    history = get_json(opened.proto, RENAMES_KEY)
     if history is None:
-        raise OnnxDreamError(f"{source}: no renames recorded ({RENAMES_KEY!r} missing); nothing to undo")
-    if not inplace:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        model = copy
+        raise OnnxDreamError(f"{opened.source}: no renames recorded ({RENAMES_KEY!r} missing); nothing to undo")
+    model = editable_proto(model, opened, inplace)
     entries = []
     for i, node in enumerate(model.graph.node):
         if node.name in history:

@@ -17,7 +17,7 @@ import onnx
 
 from onnxdream.errors import OnnxDreamError, suggest
 from onnxdream.fresh_names import NameAuthority
-from onnxdream.graph import GraphIndex
+from onnxdream.model import ModelSpec, open_model
 from onnxdream.names.canonical import canonical_keys
 from onnxdream.names.lost import lost_nodes
 from onnxdream.names.mapping import Explicit, apply_explicit
@@ -92,14 +92,13 @@ def _from_reference(model: onnx.ModelProto, reference: onnx.ModelProto, min_scor
 
 
 def plan_names(
-    model: onnx.ModelProto,
+    model: ModelSpec,
     *,
     strategies: Sequence[str] = ("auto",),
     rename_all: bool = False,
     explicit: Explicit | None = None,
-    reference: onnx.ModelProto | None = None,
+    reference: ModelSpec | None = None,
     min_score: float = 0.5,
-    source: str = "<model>",
 ) -> Plan:
     """Decide a name for every node of ``model`` (which is not modified).
 
@@ -107,15 +106,16 @@ def plan_names(
         OnnxDreamError: an unknown strategy, or explicit renames that would duplicate a name.
     """
     chosen = resolve_strategies(strategies)
-    index = GraphIndex(model.graph, source)
+    model = open_model(model)
+    index = model.index
     keys = canonical_keys(index)
     order = sorted(range(len(keys)), key=keys.__getitem__)
     nodes = index.nodes
-    targets = set(range(len(nodes))) if rename_all else lost_nodes(model.graph, order)
+    targets = set(range(len(nodes))) if rename_all else lost_nodes(model.proto.graph, order)
 
     proposed: dict[int, tuple[str, str, float | None, str | None]] = {}
     if reference is not None:
-        for match in _from_reference(model, reference, min_score):
+        for match in _from_reference(model.proto, open_model(reference).proto, min_score):
             proposed[match.node] = (match.name, "reference", match.score, match.why)
     evidence = {
         "metadata": lambda: names_from_metadata(index),

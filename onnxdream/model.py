@@ -1,0 +1,139 @@
+"""One handle for a model, whatever names it: an ONNX file, a ``ModelProto``, ``zoo:NAME`` or a
+torch SPEC (a torch file or ``package.module:factory``, exported with its module names on the way).
+
+Every verb (``rename``, ``expose``, ``check``, ``to_torch``, ``dream``, ``visualize``, ``layers``)
+takes what :func:`open_model` takes, and reads the file once: the :class:`Model` it gets carries
+the label used in messages, whether the weights lived in external-data files, and the graph index.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TypeAlias
+
+import onnx
+
+from onnxdream import zoo
+from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.graph import GraphIndex
+from onnxdream.io import load_model_and_data_files
+
+ANONYMOUS = "<model>"
+"""The label of a model given as a ``ModelProto`` without one."""
+
+
+@dataclass(eq=False)
+class Model:
+    """A loaded ONNX model and what the verbs need to know about where it came from.
+
+    Attributes:
+        proto: the model, weights loaded.
+        source: a label for messages: the file, the zoo name or the torch SPEC.
+        path: the file it was read from: an ONNX file, or the torch file it was exported from
+            (``None``: built in memory, or from a factory).
+        data_files: the external-data files it was read with (empty: weights inline).
+    """
+
+    proto: onnx.ModelProto
+    source: str = ANONYMOUS
+    path: Path | None = None
+    data_files: tuple[Path, ...] = field(default=())
+
+    @property
+    def external_data(self) -> bool:
+        """Whether the weights were read from external-data files (a rewrite keeps them there)."""
+        return bool(self.data_files)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file reading this model touched: the model and its data files."""
+        return [self.path, *self.data_files] if self.path is not None else []
+
+    @cached_property
+    def index(self) -> GraphIndex:
+        """The graph's index, built once (verbs that edit the graph work on a copy or rebuild it)."""
+        return GraphIndex(self.proto.graph, self.source)
+
+    @property
+    def opset(self) -> int:
+        """The default-domain opset."""
+        return next((o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+
+ModelSpec: TypeAlias = "Model | onnx.ModelProto | str | os.PathLike[str]"
+"""Anything :func:`open_model` accepts."""
+
+
+def open_model(
+    spec: ModelSpec, *, trust_pickle: bool = False, source: str | None = None, weights: bool = True
+) -> Model:
+    """The :class:`Model` a path, ``ModelProto``, ``zoo:NAME`` or torch SPEC names.
+
+    ``source`` labels a proto in messages (default ``<model>``; a file is labelled by its path).
+    ``weights=False`` leaves an ONNX file's external data unread (its files are still checked):
+    enough for verbs that only read the graph.
+
+    A torch SPEC is exported with the export naming contract and verified against torch; loading
+    a ``torch.save(model)`` pickle runs code from the file, so it needs ``trust_pickle=True``.
+
+    Raises:
+        BadModelError: a missing, unreadable or unsafe file.
+        MismatchError: a torch model whose export ONNX Runtime does not reproduce.
+        OnnxDreamError: an unknown zoo name (nearest suggested), a bad torch SPEC.
+    """
+    if isinstance(spec, Model):
+        return spec
+    if isinstance(spec, onnx.ModelProto):
+        return Model(spec, source or ANONYMOUS)
+    if not isinstance(spec, str | os.PathLike):
+        raise OnnxDreamError(f"cannot open a model from a {type(spec).__name__}; give a path, zoo:NAME or a ModelProto")
+    text = os.fspath(spec)
+    if text.startswith(zoo.ZOO_PREFIX):
+        return _open_zoo(text)
+    from onnxdream.torch_models import is_torch_spec
+
+    if is_torch_spec(text):
+        return _open_torch(text, trust_pickle)
+    proto, data_files = load_model_and_data_files(text, external_data=weights)
+    return Model(proto, source or text, Path(text), tuple(data_files))
+
+
+def editable_proto(spec: ModelSpec, model: Model, inplace: bool = False) -> onnx.ModelProto:
+    """The proto a verb may edit: one read just now for it from ``spec``, or, with ``inplace``,
+    the caller's own; otherwise a copy (a caller's proto or :class:`Model` is never changed)."""
+    if inplace or not isinstance(spec, Model | onnx.ModelProto):
+        return model.proto
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model.proto)
+    return copy
+
+
+def _open_zoo(spec: str) -> Model:
+    """The built-in model (its cached export) or a light zoo graph with seeded weights."""
+    name = spec.removeprefix(zoo.ZOO_PREFIX)
+    if name == zoo.EFFICIENTNET:
+        from onnxdream.builtin import builtin_model_path
+
+        path = builtin_model_path()
+        proto, data_files = load_model_and_data_files(path)
+        return Model(proto, spec, path, tuple(data_files))
+    if name in zoo.LIGHT_ZOO:
+        return Model(zoo.light_zoo_model(name), spec)
+    choices = [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO]
+    hint = suggest(name, choices)
+    raise OnnxDreamError(
+        f"unknown zoo model {spec!r}" + (f"; {hint}" if hint else "") + f" (available: {', '.join(choices)})"
+    )
+
+
+def _open_torch(spec: str, trust_pickle: bool) -> Model:
+    """A torch SPEC exported (names kept) and checked against torch."""
+    from onnxdream.export import export_model, require_match
+
+    result = export_model(spec, trust_pickle=trust_pickle)
+    require_match(result, spec)
+    return Model(result.model, spec, Path(spec) if Path(spec).is_file() else None)
