@@ -32,7 +32,7 @@ def tiny_cnn(seed: int = 0) -> TinyCNN:
 
 def tiny_onnx() -> onnx.ModelProto:
     """The tiny CNN exported at 1x3x32x32 (a fixed size, as zoo files have), node names = module paths."""
-    return export_model("dream_helpers:tiny_cnn", legacy=True, input_shape=(1, 3, 32, 32)).model
+    return export_model("tests.dream_helpers:tiny_cnn", legacy=True, input_shape=(1, 3, 32, 32)).model
 
 
 def pattern(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from dream_helpers import pattern, tiny_cnn, tiny_onnx
+from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
 
 from onnxdream.dream import Dreamer, DreamOptions, parse_spec
 from onnxdream.dream.activations import TorchActivations

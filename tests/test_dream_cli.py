@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from dream_helpers import pattern, tiny_onnx
+from tests.dream_helpers import pattern, tiny_onnx
 from PIL import Image
 from typer.testing import CliRunner
 

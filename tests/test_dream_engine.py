@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dream_helpers import pattern, tiny_cnn
+from tests.dream_helpers import pattern, tiny_cnn
 from PIL import Image
 
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec

@@ -124,7 +124,7 @@ def test_spec_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) 
         torch.jit.script(tiny_factory()).save(str(spec))
     else:
         monkeypatch.syspath_prepend(str(Path(__file__).parent))
-        spec = "test_export:tiny_factory"
+        spec = "tests.test_export:tiny_factory"
     model = _export(tmp_path, str(spec), "--legacy", *extra)
     names = {n.name for n in model.graph.node}
     assert {"features.0", "head"} <= names
@@ -132,7 +132,7 @@ def test_spec_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) 
 
 def test_mean_and_std_are_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    model = _export(tmp_path, "test_export:tiny_factory", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
+    model = _export(tmp_path, "tests.test_export:tiny_factory", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
     assert get_json(model, PREPROCESS_KEY) == {"mean": [0.5] * 3, "std": [0.25] * 3}
     assert {n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm")} == {"features.0", "head"}
 
@@ -143,7 +143,7 @@ def test_export_fails_with_exit_1_when_onnx_differs(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(export_module, "_verify", lambda *args: (off_by_half, "cpu"))
     out = tmp_path / "bad.onnx"
     result = runner.invoke(
-        app, ["export", "test_export:tiny_factory", str(out), "--input-shape", "1,3,16,16"]
+        app, ["export", "tests.test_export:tiny_factory", str(out), "--input-shape", "1,3,16,16"]
     )
     assert result.exit_code == 1
     assert "differs from torch by 0.5" in result.output
@@ -170,7 +170,7 @@ def test_json_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     out = tmp_path / "t.onnx"
     result = runner.invoke(
-        app, ["export", "test_export:tiny_factory", str(out), "--input-shape", "1,3,16,16", "--json"]
+        app, ["export", "tests.test_export:tiny_factory", str(out), "--input-shape", "1,3,16,16", "--json"]
     )
     assert result.exit_code == 0
     summary = json.loads(result.stdout)

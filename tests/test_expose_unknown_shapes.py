@@ -7,7 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from realworld_helpers import inference_resistant
+from tests.realworld_helpers import inference_resistant
 from typer.testing import CliRunner
 
 from onnxdream.cli import app

@@ -6,7 +6,7 @@ import random
 
 import onnx
 import pytest
-from names_helpers import make_model
+from tests.names_helpers import make_model
 
 from onnxdream.graph import GraphIndex
 from onnxdream.names.apply import rename

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from names_helpers import make_model
+from tests.names_helpers import make_model
 
 from onnxdream.graph import GraphIndex
 from onnxdream.names.tensors import decode_legacy, names_from_tensors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from names_helpers import make_model
+from tests.names_helpers import make_model
 from onnx import numpy_helper
 
 from onnxdream.graph import GraphIndex

@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from dream_helpers import pattern
+from tests.dream_helpers import pattern
 from PIL import Image
-from realworld_helpers import fpn_model, line_recogniser
+from tests.realworld_helpers import fpn_model, line_recogniser
 from typer.testing import CliRunner
 
 from onnxdream.check import check, random_inputs

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from dream_helpers import pattern, tiny_cnn, tiny_onnx
+from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
 from PIL import Image
 from typer.testing import CliRunner
 
