@@ -263,7 +263,9 @@ def _data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
     return [path.parent / location for location in locations if location]
 
 
-def load_model_and_data_files(path: PathLike, *, external_data: bool = True) -> tuple[onnx.ModelProto, list[Path]]:
+def load_model_and_data_files(
+    path: PathLike, *, external_data: bool = True
+) -> tuple[onnx.ModelProto, list[Path]]:
     """:func:`load_model`, and the external-data files the model read (empty: all inline)."""
     path = Path(path)
     model = read_proto(path)

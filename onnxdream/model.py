@@ -63,7 +63,6 @@ class Model:
         return next((o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
-
 ModelSpec: TypeAlias = "Model | onnx.ModelProto | str | os.PathLike[str]"
 """Anything :func:`open_model` accepts."""
 
@@ -90,7 +89,9 @@ def open_model(
     if isinstance(spec, onnx.ModelProto):
         return Model(spec, source or ANONYMOUS)
     if not isinstance(spec, str | os.PathLike):
-        raise OnnxDreamError(f"cannot open a model from a {type(spec).__name__}; give a path, zoo:NAME or a ModelProto")
+        raise OnnxDreamError(
+            f"cannot open a model from a {type(spec).__name__}; give a path, zoo:NAME or a ModelProto"
+        )
     text = os.fspath(spec)
     if text.startswith(zoo.ZOO_PREFIX):
         return _open_zoo(text)

@@ -116,7 +116,7 @@ def test_unsupported_ops_are_all_listed_with_exit_1(tmp_path):
     assert doc["ok"] is False
     assert doc["unsupported"] == [
         {"node": "fx/sparkle", "op_type": "Sparkle"},
-        {"node": "node_Glitter_1", "op_type": "Glitter"},
+        {"node": "node_Glitter_0", "op_type": "Glitter"},
     ]
 
 

@@ -84,7 +84,9 @@ def check_command(
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
     opened = open_model(model)
-    feeds = load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
+    feeds = (
+        load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
+    )
     result = check(
         opened,
         feeds,

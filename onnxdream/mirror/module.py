@@ -49,6 +49,7 @@ from torch import nn
 
 import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
 from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, UnsupportedOpError, suggest
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.mirror.node import NodeModule, attribute_names, describe
 from onnxdream.mirror.registry import Converted, NodeView, input_names, lookup, to_torch_tensor
@@ -76,35 +77,24 @@ class _Plan:
 
 
 def node_keys(graph: onnx.GraphProto) -> list[str]:
-    """A unique key per node: its name, or ``node_<Op>_<n>`` for unnamed or repeated names."""
-    taken = {n.name for n in graph.node if n.name}
-    keys: list[str] = []
-    used: set[str] = set()
-    counter = 0
+    """A unique key per node: its name, or ``node_<Op>_<k>`` (``k`` counted per op type from 0)
+    for an unnamed node or a repeated name; generated keys never take a node's own name."""
+    authority = NameAuthority(reserved=(n.name for n in graph.node if n.name))
+    keys = []
     for node in graph.node:
-        if node.name and node.name not in used:
-            key = node.name
-        else:
-            while True:
-                key = f"node_{node.op_type}_{counter}"
-                counter += 1
-                if key not in taken and key not in used:
-                    break
-        used.add(key)
-        keys.append(key)
+        named = node.name and node.name not in authority.taken
+        keys.append(
+            authority.claim(node.name)
+            if named
+            else authority.claim(f"node_{node.op_type}", bare=False, start=0)
+        )
     return keys
 
 
-def _state_key(name: str, taken: set[str]) -> str:
+def _state_key(name: str, authority: NameAuthority) -> str:
     """A ``state_dict``-safe key for a tensor name (the mapping is kept in ``weight_keys``)."""
     base = re.sub(r"\W", "_", name) or "t"
-    if base[0].isdigit():
-        base = "t_" + base
-    key, n = base, 1
-    while key in taken:
-        key, n = f"{base}_{n}", n + 1
-    taken.add(key)
-    return key
+    return authority.claim("t_" + base if base[0].isdigit() else base)
 
 
 class _Builder:
@@ -245,13 +235,13 @@ class Mirror(nn.Module):
             self._slots[name] = len(self._slots) + 2
         return self._slots[name]
 
-    def _store(self, name: str, value: torch.Tensor, device: bool, taken: set[str]) -> None:
+    def _store(self, name: str, value: torch.Tensor, device: bool, keys: NameAuthority) -> None:
         if name in self.weight_keys or name in self.host_keys or name in self.host_values:
             return
         if not isinstance(value, torch.Tensor):  # a folded sequence (list) or empty optional
             self.host_values[name] = value
             return
-        key = _state_key(name, taken)
+        key = _state_key(name, keys)
         if device:
             self.weight_keys[name] = key
             initializer = name in self._initializer_names
@@ -268,7 +258,7 @@ class Mirror(nn.Module):
         self._initializer_names = set(b.initializers)
         constants = b.constants
         device_tensors: set[str] = set(index.graph_inputs)
-        taken: set[str] = set()
+        keys = NameAuthority()
         producers: dict[str, int] = {}
         self._steps: dict[int, tuple[NodeModule, tuple[str, ...]]] = {}
         for i in index.order:
@@ -287,7 +277,7 @@ class Mirror(nn.Module):
                     continue
                 data_position = p not in shape_inputs
                 if n in constants:
-                    self._store(n, constants[n], on_device and data_position, taken)
+                    self._store(n, constants[n], on_device and data_position, keys)
                 elif n not in device_tensors and on_device and data_position:
                     move.append(k)
                 elif n not in index.producer and n not in device_tensors:
@@ -310,7 +300,7 @@ class Mirror(nn.Module):
         for i in index.order:
             for o in index.nodes[i].output:
                 if o and o in constants:
-                    self._store(o, constants[o], o in index.graph_outputs, taken)
+                    self._store(o, constants[o], o in index.graph_outputs, keys)
         self._producers = producers
         self._device_tensors = device_tensors
 

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from onnxdream.errors import BadModelError, UnsupportedOpError
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.mirror.registry import Converted, NodeView, lookup
 
 ConstantLookup = Callable[[str], "torch.Tensor | None"]
@@ -53,14 +54,14 @@ def attribute_names(keys: Iterable[str], reserved: Callable[[str], bool]) -> dic
         keys: unique node keys, in the order their modules are registered.
         reserved: whether a name is already an attribute of the parent module.
     """
+    keys = list(keys)
+    bases = {key: key.replace(".", "_") for key in keys}
+    authority = NameAuthority(taken=[b for b in set(bases.values()) if reserved(b)])
     names: dict[str, str] = {}
-    used: set[str] = set()
     for key in keys:
-        base = key.replace(".", "_")
-        name, n = base, 1
-        while name in used or reserved(name):
-            name, n = f"{base}_{n}", n + 1
-        used.add(name)
+        name = authority.claim(bases[key])
+        while reserved(name):  # a suffixed name can be an attribute too
+            name = authority.claim(bases[key], bare=False)
         names[key] = name
     return names
 

@@ -130,7 +130,9 @@ def undo(model: ModelSpec, *, inplace: bool = False) -> RenameResult:
     opened = open_model(model)
     history = get_json(opened.proto, RENAMES_KEY)
     if history is None:
-        raise OnnxDreamError(f"{opened.source}: no renames recorded ({RENAMES_KEY!r} missing); nothing to undo")
+        raise OnnxDreamError(
+            f"{opened.source}: no renames recorded ({RENAMES_KEY!r} missing); nothing to undo"
+        )
     model = editable_proto(model, opened, inplace)
     entries = []
     for i, node in enumerate(model.graph.node):
