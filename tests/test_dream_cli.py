@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.atlas import label_height
-from onnxdream.dream.image import to_pil
 from onnxdream.errors import MismatchError, UnknownLayerError
+from onnxdream.inputs.images import to_pil
 
 runner = CliRunner()
 FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from onnxdream.check import check, random_inputs
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
-from onnxdream.dream.image import to_pil
 from onnxdream.dream.octaves import pad_to_multiple
+from onnxdream.inputs.feeds import load_input
+from onnxdream.inputs.images import to_pil
 from onnxdream.mirror import to_torch
-from onnxdream.preprocess import load_input
 from onnxdream.shapes import input_dims, value_type
 from onnxdream.sizes import (
     InputSizeError,
