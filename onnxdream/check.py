@@ -22,10 +22,10 @@ import torch
 from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.errors import MismatchError, OnnxDreamError, UnsupportedOpError, first_line
 from onnxdream.graph import GraphIndex
+from onnxdream.inputs.feeds import check_size
 from onnxdream.mirror.module import Mirror, Unsupported
 from onnxdream.mirror.registry import torch_dtype
 from onnxdream.model import ModelSpec, open_model
-from onnxdream.preprocess import check_size
 from onnxdream.shapes import input_dims
 from onnxdream.sizes import InputError, InputSizeError, input_failure, round_to_multiple
 

@@ -10,17 +10,13 @@ import onnx
 from onnx import numpy_helper
 
 from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.inputs.normalize import IMAGENET_PREPROCESS
 
 ZOO_PREFIX = "zoo:"
 EFFICIENTNET = "efficientnet-lite0"
 BUILTIN = ZOO_PREFIX + EFFICIENTNET
 """The built-in model's SPEC."""
-EFFICIENTNET_PREPROCESS = {
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-    "range": [0.0, 1.0],
-    "channels": "RGB",
-}
+EFFICIENTNET_PREPROCESS = IMAGENET_PREPROCESS
 """Preprocessing the PyTorch EfficientNet-Lite0 weights were trained with (ImageNet statistics)."""
 
 LIGHT_ZOO = {

@@ -9,15 +9,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from tests.dream_helpers import pattern, tiny_onnx
 from PIL import Image
 from typer.testing import CliRunner
 
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.atlas import label_height
-from onnxdream.dream.image import to_pil
 from onnxdream.errors import MismatchError, UnknownLayerError
+from onnxdream.inputs.images import to_pil
+from tests.dream_helpers import pattern, tiny_onnx
 
 runner = CliRunner()
 FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.dream_helpers import pattern, tiny_cnn
 from PIL import Image
 
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
@@ -16,6 +15,7 @@ from onnxdream.dream.octaves import octave_sizes
 from onnxdream.dream.step import lap_normalize, normalize_gradient
 from onnxdream.dream.tiling import compute_gradient
 from onnxdream.errors import OnnxDreamError, UnknownLayerError
+from tests.dream_helpers import pattern, tiny_cnn
 
 FAST = {"octaves": 2, "steps": 4, "lr": 0.05, "check": False}
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.dream_helpers import pattern, tiny_cnn
 
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.optim import Optimizer
 from onnxdream.dream.param import ImageParam, color_matrix, spectrum_scale
 from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import OnnxDreamError
+from tests.dream_helpers import pattern, tiny_cnn
 
 FAST = {"octaves": 2, "steps": 4, "lr": 0.05, "check": False}
 PLAIN = {"param": "pixels", "decorrelate": False, "optimizer": "ascent", "scale": 0.0, "rotate": 0.0}

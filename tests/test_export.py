@@ -132,7 +132,9 @@ def test_spec_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) 
 
 def test_mean_and_std_are_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    model = _export(tmp_path, "tests.test_export:tiny_factory", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
+    model = _export(
+        tmp_path, "tests.test_export:tiny_factory", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"
+    )
     assert get_json(model, PREPROCESS_KEY) == {"mean": [0.5] * 3, "std": [0.25] * 3}
     assert {n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm")} == {"features.0", "head"}
 

@@ -18,8 +18,8 @@ from onnxdream.cli import app
 from onnxdream.commands.expose import npz_keys
 from onnxdream.errors import OnnxDreamError, UnknownLayerError
 from onnxdream.graph import GraphIndex
+from onnxdream.inputs.feeds import input_spec
 from onnxdream.metadata import EXPOSED_KEY, get_json, get_prop, set_json, set_prop
-from onnxdream.preprocess import input_spec
 from onnxdream.runtime import clear_cache, make_session
 from onnxdream.surgery import expose
 from onnxdream.zoo import LIGHT_ZOO
@@ -434,7 +434,7 @@ def test_lite0_block8_run_save_matches_torch(builtin_exports: dict[str, Path], t
     lite0_onnx = builtin_exports["dynamo"]
     import torch
 
-    from onnxdream.preprocess import load_input
+    from onnxdream.inputs.feeds import load_input
     from onnxdream.zoo import efficientnet_lite0
 
     photo, out, acts = _photo(tmp_path / "photo.png"), tmp_path / "out.onnx", tmp_path / "acts.npz"

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-from tests.realworld_helpers import inference_resistant
 from typer.testing import CliRunner
 
 from onnxdream.cli import app
@@ -15,6 +14,7 @@ from onnxdream.errors import OnnxDreamError
 from onnxdream.runtime import make_session
 from onnxdream.shapes import value_type
 from onnxdream.surgery import expose
+from tests.realworld_helpers import inference_resistant
 
 runner = CliRunner()
 X = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)

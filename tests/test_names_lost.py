@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.names_helpers import make_model
 
 from onnxdream.graph import GraphIndex
 from onnxdream.names.canonical import canonical_order
 from onnxdream.names.lost import is_generated, lost_nodes
+from tests.names_helpers import make_model
 
 GENERATED = [
     "",

@@ -6,12 +6,12 @@ import random
 
 import onnx
 import pytest
-from tests.names_helpers import make_model
 
 from onnxdream.graph import GraphIndex
 from onnxdream.names.apply import rename
 from onnxdream.names.canonical import canonical_order
 from onnxdream.names.plan import plan_names
+from tests.names_helpers import make_model
 
 CONV = (4, 4, 1, 1)
 

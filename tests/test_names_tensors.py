@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.names_helpers import make_model
 
 from onnxdream.graph import GraphIndex
 from onnxdream.names.tensors import decode_legacy, names_from_tensors
+from tests.names_helpers import make_model
 
 
 @pytest.mark.parametrize(

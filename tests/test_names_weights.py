@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.names_helpers import make_model
 from onnx import numpy_helper
 
 from onnxdream.graph import GraphIndex
 from onnxdream.names.weights import names_from_weights, parameter_stem, stem_of
+from tests.names_helpers import make_model
 
 
 @pytest.mark.parametrize(

@@ -421,8 +421,8 @@ def test_transfer_demo_end_to_end(tmp_path):
 
 def test_both_exporters_give_one_skeleton():
     """The built-in network from either exporter: the same units, in the same canonical order."""
-    from onnxdream.names.reference_units import build_skeleton
     from onnxdream.builtin import builtin_model_path
+    from onnxdream.names.reference_units import build_skeleton
 
     skeletons = [build_skeleton(onnx.load(str(builtin_model_path(legacy))).graph) for legacy in (False, True)]
     # dynamo: 94 nodes, one a Reshape (transparent); legacy: 450 with Pads and constants

@@ -9,18 +9,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from tests.dream_helpers import pattern
 from PIL import Image
-from tests.realworld_helpers import fpn_model, line_recogniser
 from typer.testing import CliRunner
 
 from onnxdream.check import check, random_inputs
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
-from onnxdream.dream.image import to_pil
 from onnxdream.dream.octaves import pad_to_multiple
+from onnxdream.inputs.feeds import load_input
+from onnxdream.inputs.images import to_pil
 from onnxdream.mirror import to_torch
-from onnxdream.preprocess import load_input
 from onnxdream.shapes import input_dims, value_type
 from onnxdream.sizes import (
     InputSizeError,
@@ -30,6 +28,8 @@ from onnxdream.sizes import (
     round_to_multiple,
     valid_sizes,
 )
+from tests.dream_helpers import pattern
+from tests.realworld_helpers import fpn_model, line_recogniser
 
 runner = CliRunner()
 DYNAMIC_BATCH = {"minus-one": [-1, 3, "H", "W"], "zero": [0, 3, "H", "W"], "missing": [None, 3, None, None]}

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,10 +16,11 @@ from onnxdream.cli import app
 from onnxdream.dream import open_dreamer, parse_spec
 from onnxdream.dream.atlas import label_height
 from onnxdream.dream.channels import parse_channels
-from onnxdream.dream.image import to_pil
 from onnxdream.dream.visualize import VisualizeOptions, gram_similarity, visualize_batch
 from onnxdream.errors import OnnxDreamError
+from onnxdream.inputs.images import to_pil
 from onnxdream.zoo import LIGHT_ZOO
+from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
 
 runner = CliRunner()
 QUICK = {"size": 32, "check": False}
@@ -164,7 +164,7 @@ def test_cli_top_channels_on_an_image(tiny, tmp_path):
     dreamer = open_dreamer(str(tiny), "cpu")
     import torch
 
-    from onnxdream.dream.image import load_image
+    from onnxdream.inputs.images import load_image
 
     pixels = torch.from_numpy(load_image(photo, 32)).permute(2, 0, 1)[None]  # --top sees it at --size
     acts = dreamer.net(dreamer.preprocess.to_model(pixels), ["block1"])["block1"][0].flatten(1).mean(1)

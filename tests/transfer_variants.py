@@ -35,9 +35,9 @@ import onnx
 import torch
 from torch import nn
 
+from onnxdream.builtin import builtin_model_path
 from onnxdream.export import quiet_exporter
 from onnxdream.graph import GraphIndex
-from onnxdream.builtin import builtin_model_path
 from onnxdream.zoo import efficientnet_lite0
 
 MODEL_KINDS = ("finetuned", "sequential", "inserted", "replaced", "reinit")

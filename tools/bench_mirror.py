@@ -27,9 +27,9 @@ VARIANTS = ("native", "mirror-full", "mirror-cut")
 
 def _step_fn(variant: str):
     """A function running one forward + backward of the objective for ``variant``."""
-    from onnxdream.mirror import to_torch
     from onnxdream.builtin import builtin_model_path
-from onnxdream.zoo import efficientnet_lite0
+    from onnxdream.mirror import to_torch
+    from onnxdream.zoo import efficientnet_lite0
 
     if variant == "native":
         model = efficientnet_lite0()
@@ -102,8 +102,8 @@ def _memory(variant: str, size: int) -> float:
 def _build_time(legacy: bool, repeat: int) -> float:
     import onnx
 
-    from onnxdream.mirror import to_torch
     from onnxdream.builtin import builtin_model_path
+    from onnxdream.mirror import to_torch
 
     model = onnx.load(str(builtin_model_path(legacy=legacy)))
     times = []

@@ -44,8 +44,8 @@ def main() -> None:
     from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
     from onnxdream.dream.atlas import make_grid
     from onnxdream.dream.demo import demo_image
-    from onnxdream.dream.image import to_pil
     from onnxdream.dream.visualize import run as visualize
+    from onnxdream.inputs.images import to_pil
 
     args.out.mkdir(parents=True, exist_ok=True)
     dreamer = open_dreamer(None, "cpu")

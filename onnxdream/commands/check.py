@@ -10,8 +10,9 @@ from rich.table import Table
 
 from onnxdream.check import CheckResult, check
 from onnxdream.commands.common import MaxPixelsOption, guarded, out_console, print_json
+from onnxdream.inputs.feeds import load_input
+from onnxdream.inputs.images import MAX_PIXELS
 from onnxdream.model import open_model
-from onnxdream.preprocess import MAX_PIXELS, load_input
 
 
 def _number(value: float | None) -> str:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from onnxdream.commands.common import MaxPixelsOption, err_console, guarded, print_json, spec_files, warn
 from onnxdream.errors import OnnxDreamError
-from onnxdream.preprocess import MAX_PIXELS
+from onnxdream.inputs.images import MAX_PIXELS
 
 _EXAMPLES = """
 
@@ -69,7 +69,7 @@ def _check_paths(
 
 
 def _out_name(source: Path, out_dir: Path) -> Path:
-    from onnxdream.dream.image import FORMATS
+    from onnxdream.inputs.images import FORMATS
 
     suffix = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
     return out_dir / f"{source.stem}{suffix}"
@@ -138,9 +138,9 @@ def dream_command(
     from onnxdream.dream.atlas import atlas_layers, make_grid
     from onnxdream.dream.demo import demo_image
     from onnxdream.dream.engine import DreamOptions
-    from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.objectives import parse_spec
     from onnxdream.dream.source import open_dreamer
+    from onnxdream.inputs.images import output_format, save_image
 
     if demo:
         if out is None and image is not None:

@@ -20,7 +20,7 @@ from onnxdream.commands.common import (
     print_json,
     warn,
 )
-from onnxdream.preprocess import MAX_PIXELS
+from onnxdream.inputs.images import MAX_PIXELS
 from onnxdream.shapes import value_type
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ def expose_layers(
       onnxdream expose-layers m.onnx out.onnx -l _blocks.8 --run photo.jpg --save acts.npz
     """
     from onnxdream import io
+    from onnxdream.inputs.feeds import load_input
     from onnxdream.paths import check_writes
-    from onnxdream.preprocess import load_input
     from onnxdream.surgery import expose
 
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))

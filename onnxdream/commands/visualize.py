@@ -80,9 +80,9 @@ def visualize_command(
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
     from onnxdream.dream.api import layer_specs
     from onnxdream.dream.atlas import make_grid
-    from onnxdream.dream.image import output_format, save_image
     from onnxdream.dream.source import open_dreamer
     from onnxdream.dream.visualize import run
+    from onnxdream.inputs.images import output_format, save_image
     from onnxdream.paths import check_writes
 
     output_format(out)

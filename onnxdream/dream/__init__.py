@@ -1,7 +1,7 @@
 """Deep Dream on any ONNX CNN by layer name: ``onnxdream.dream(image, model, layers, **options)``.
 
 The package itself is callable (``onnxdream.dream(...)`` is :func:`dream`), so the facade works
-whether or not a submodule such as ``onnxdream.dream.image`` was imported first.
+whether or not a submodule such as ``onnxdream.dream.engine`` was imported first.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image
 
 from onnxdream.dream.engine import Dreamer, DreamOptions, DreamResult
-from onnxdream.dream.image import FORMATS, from_pil, resize_array, save_image
 from onnxdream.dream.objectives import LayerSpec
 from onnxdream.errors import OnnxDreamError
+from onnxdream.inputs.images import FORMATS, from_pil, resize_array, save_image
 from onnxdream.io import atomic_path
 
 FRAME_MS = 100

@@ -10,10 +10,10 @@ import numpy as np
 from PIL import Image
 
 from onnxdream.dream.engine import Dreamer, DreamOptions, DreamResult
-from onnxdream.dream.image import MAX_PIXELS, from_pil, limit_size, load_image
 from onnxdream.dream.objectives import LayerSpec, parse_spec
 from onnxdream.dream.source import ModelArg, default_layers, open_dreamer
 from onnxdream.errors import OnnxDreamError
+from onnxdream.inputs.images import MAX_PIXELS, from_pil, limit_size, load_image
 
 ImageArg = str | os.PathLike[str] | Image.Image | np.ndarray
 _OPTION_NAMES = {f.name for f in fields(DreamOptions)}

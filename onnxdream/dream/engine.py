@@ -13,17 +13,17 @@ from PIL import Image
 
 from onnxdream.dream.activations import Activation, ActivationModel
 from onnxdream.dream.checks import CheckSummary, ForwardChecker
-from onnxdream.dream.image import fit_size, resize_array, to_pil
 from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective, guide_features
 from onnxdream.dream.octaves import minimum_size, octave_sizes, pad_to_multiple, resize
 from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
 from onnxdream.dream.param import ImageParam, check_param
-from onnxdream.dream.preprocess import Preprocess
 from onnxdream.dream.progress import ProgressBar
 from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import Gradient, compute_gradient, objective_value
 from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import MismatchError, OnnxDreamError
+from onnxdream.inputs.images import fit_size, resize_array, to_pil
+from onnxdream.inputs.normalize import Preprocess
 from onnxdream.sizes import required_multiple
 
 GUIDE_SIZE = 512

@@ -12,9 +12,9 @@ from torch import nn
 from onnxdream.dream.activations import Activation, ActivationModel, TorchActivations
 from onnxdream.dream.checks import ForwardChecker
 from onnxdream.dream.engine import Dreamer
-from onnxdream.dream.preprocess import preprocess_for
 from onnxdream.errors import OnnxDreamError
 from onnxdream.graph import GraphIndex
+from onnxdream.inputs.normalize import preprocess_for
 from onnxdream.model import Model, open_model
 from onnxdream.zoo import BUILTIN
 
@@ -64,7 +64,7 @@ def _require_image_input(proto: onnx.ModelProto, label: str) -> None:
     Raises:
         OnnxDreamError: no data input or several, an integer input, or a rank other than 4.
     """
-    from onnxdream.preprocess import input_spec
+    from onnxdream.inputs.feeds import input_spec
 
     try:
         spec = input_spec(proto)

@@ -22,7 +22,6 @@ from onnxdream.dream.api import ImageArg, as_array, layer_specs
 from onnxdream.dream.channels import channel_count, check_channels, parse_channels, top_channels
 from onnxdream.dream.checks import CheckSummary
 from onnxdream.dream.engine import Dreamer
-from onnxdream.dream.image import to_pil
 from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective
 from onnxdream.dream.octaves import MIN_FEATURE
 from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
@@ -33,6 +32,7 @@ from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import compute_gradient
 from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import MismatchError, OnnxDreamError, first_line
+from onnxdream.inputs.images import to_pil
 
 
 @dataclass

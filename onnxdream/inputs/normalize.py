@@ -1,16 +1,30 @@
-"""Pixels <-> model input: mean/std, value range and channel order, from the model's metadata."""
+"""Pixels <-> model input: mean/std, value range and channel order, from the model's metadata.
+
+torch is imported where a tensor is built, so that the built-in models' metadata
+(:data:`IMAGENET_PREPROCESS`, used by :mod:`onnxdream.zoo`) can be read without it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import onnx
-import torch
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.metadata import PREPROCESS_KEY, get_json
-from onnxdream.zoo import EFFICIENTNET_PREPROCESS
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGENET_PREPROCESS = {
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "range": [0.0, 1.0],
+    "channels": "RGB",
+}
+"""ImageNet statistics on [0, 1] RGB, as ``onnxdream.preprocess`` metadata: the default."""
 
 
 @dataclass(frozen=True)
@@ -21,8 +35,8 @@ class Preprocess:
     ``std`` are given in that order and in the units of ``range``.
     """
 
-    mean: tuple[float, float, float] = tuple(EFFICIENTNET_PREPROCESS["mean"])  # type: ignore[assignment]
-    std: tuple[float, float, float] = tuple(EFFICIENTNET_PREPROCESS["std"])  # type: ignore[assignment]
+    mean: tuple[float, float, float] = tuple(IMAGENET_PREPROCESS["mean"])  # type: ignore[assignment]
+    std: tuple[float, float, float] = tuple(IMAGENET_PREPROCESS["std"])  # type: ignore[assignment]
     range: tuple[float, float] = (0.0, 1.0)
     channels: str = "RGB"
     source: str = "default"
@@ -40,6 +54,8 @@ class Preprocess:
             raise OnnxDreamError(f"value range must be increasing, got {list(self.range)}")
 
     def _affine(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         lo, hi = self.range
         mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)

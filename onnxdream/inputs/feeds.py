@@ -1,7 +1,7 @@
 """Model inputs from files: an image (RGB, resized, normalised) or a ``.npy`` array, as NCHW.
 
 The normalisation comes from the model's ``onnxdream.preprocess`` metadata when present, else
-ImageNet statistics on [0, 1] RGB (see :func:`onnxdream.dream.preprocess.preprocess_for`).
+ImageNet statistics on [0, 1] RGB (see :func:`onnxdream.inputs.normalize.preprocess_for`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 from onnx import helper
 
 from onnxdream.errors import OnnxDreamError
+from onnxdream.inputs.images import MAX_PIXELS, load_image, resize_array
+from onnxdream.inputs.normalize import preprocess_for
 from onnxdream.shapes import input_dims
-
-MAX_PIXELS = 100_000_000
-"""Largest input image read by default (width x height); ``--max-pixels`` changes it, 0 lifts it.
-A 100-megapixel image is 1.2 GB as float RGB, before any model runs on it."""
 
 MAX_ELEMENTS = 2**31 - 1
 """Largest input tensor made from a file or at random (ONNX Runtime and torch index with int32 here)."""
@@ -68,7 +67,7 @@ def input_spec(model: onnx.ModelProto) -> InputSpec:
     return InputSpec(value.name, dtype, dims)
 
 
-def load_image(
+def image_input(
     path: str | Path,
     size: tuple[int | None, int | None] | None,
     model: onnx.ModelProto,
@@ -84,13 +83,7 @@ def load_image(
     Raises:
         OnnxDreamError: the file is missing or not an image, or the metadata is malformed.
     """
-    import torch
-
-    from onnxdream.dream.image import load_image as read_rgb
-    from onnxdream.dream.image import resize_array
-    from onnxdream.dream.preprocess import preprocess_for
-
-    rgb = read_rgb(path, max_pixels=max_pixels)
+    rgb = load_image(path, max_pixels=max_pixels)
     if size is not None and size != (None, None):
         height, width = rgb.shape[:2]
         fixed_h, fixed_w = size
@@ -147,4 +140,4 @@ def load_input(
     dims = spec.dims if spec.dims is not None else (None,) * 4
     if len(dims) != 4:
         raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(dims)}")
-    return {spec.name: _fit(load_image(path, (dims[2], dims[3]), model, max_pixels), spec, path)}
+    return {spec.name: _fit(image_input(path, (dims[2], dims[3]), model, max_pixels), spec, path)}

@@ -1,13 +1,25 @@
-"""Image I/O for dreams: every Pillow mode becomes RGB float, formats follow the extension."""
+"""Image I/O: every Pillow mode becomes RGB float, a pixel limit before decoding, formats by extension."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from onnxdream.dream.image import load_image, output_format, save_image, to_pil
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, WriteError
+from onnxdream.inputs.images import (
+    MAX_PIXELS,
+    fit_size,
+    from_pil,
+    limit_size,
+    load_image,
+    output_format,
+    resize_array,
+    save_image,
+    to_pil,
+)
 
 
 def _save(image: Image.Image, path, **kw):
@@ -98,3 +110,76 @@ def test_unreadable_file_names_the_file(tmp_path):
         load_image(bad)
     with pytest.raises(OnnxDreamError, match=r"missing\.png: image not found"):
         load_image(tmp_path / "missing.png")
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path):
+    path = _save(Image.new("RGB", (40, 30), (0, 0, 255)), tmp_path / "p.png")
+    with pytest.raises(OnnxDreamError) as info:
+        load_image(path, max_pixels=1199)
+    assert str(info.value) == (
+        f"{path}: 40x30 is 1200 pixels, over the limit of 1199 (--max-pixels N raises it, 0 lifts it)"
+    )
+    assert load_image(path, max_pixels=1200).shape == (30, 40, 3)
+    assert load_image(path, max_pixels=0).shape == (30, 40, 3)
+
+
+def test_pillow_bomb_limit_is_replaced_and_restored(tmp_path, monkeypatch):
+    """Pillow's own limit would refuse 1200 pixels; ours (the default) reads them and puts it back."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = _save(Image.new("RGB", (40, 30), (0, 0, 255)), tmp_path / "p.png")
+    assert MAX_PIXELS == 100_000_000
+    np.testing.assert_allclose(load_image(path)[0, 0], [0, 0, 1])
+    assert Image.MAX_IMAGE_PIXELS == 100
+
+
+@pytest.mark.parametrize(
+    ("size", "max_size", "expected"),
+    [
+        ((300, 120), 100, (100, 40)),
+        ((120, 300), 100, (40, 100)),
+        ((50, 20), 100, (50, 20)),
+        ((1000, 1), 10, (10, 1)),
+    ],
+    ids=["wide", "tall", "never-enlarged", "thin-keeps-one"],
+)
+def test_fit_size(size, max_size, expected):
+    assert fit_size(*size, max_size) == expected
+
+
+def test_limit_size_refuses_below_one():
+    array = np.zeros((4, 4, 3), np.float32)
+    assert limit_size(array, None) is array
+    with pytest.raises(OnnxDreamError, match=r"^--max-size must be at least 1, got 0$"):
+        limit_size(array, 0)
+
+
+def test_resize_array_keeps_a_constant_image_and_range():
+    constant = np.full((9, 13, 3), [0.2, 0.5, 0.9], np.float32)
+    out = resize_array(constant, (4, 6))
+    assert out.shape == (4, 6, 3)
+    np.testing.assert_allclose(out, np.broadcast_to([0.2, 0.5, 0.9], (4, 6, 3)), atol=1e-5)
+    edges = np.zeros((8, 8, 3), np.float32)
+    edges[:, 4:] = 1.0
+    grown = resize_array(edges, (16, 16))
+    assert grown.min() >= 0.0 and grown.max() <= 1.0  # bicubic overshoot is clipped
+    assert resize_array(edges, (8, 8)) is edges
+
+
+def test_to_pil_rounds_and_from_pil_reads_back():
+    array = np.array([[[0.0, 0.5, 1.0], [1.2, -0.1, 0.998]]], np.float32)
+    image = to_pil(array)
+    assert image.mode == "RGB" and image.size == (2, 1)
+    np.testing.assert_array_equal(np.asarray(image), [[[0, 128, 255], [255, 0, 254]]])
+    np.testing.assert_allclose(from_pil(image), [[[0, 128 / 255, 1], [1, 0, 254 / 255]]], atol=1e-7)
+
+
+def test_save_failure_leaves_no_file(tmp_path, monkeypatch):
+    def broken(self, fp, format=None, **params):
+        Path(fp).write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    with pytest.raises(WriteError) as info:
+        save_image(to_pil(np.zeros((2, 2, 3), np.float32)), tmp_path / "o.png")
+    assert str(info.value) == f"{tmp_path / 'o.png'}: cannot write (disk full)"
+    assert list(tmp_path.iterdir()) == []
