@@ -293,13 +293,6 @@ def load_model(path: PathLike, *, external_data: bool = True) -> onnx.ModelProto
     return load_model_and_data_files(path, external_data=external_data)[0]
 
 
-def as_model(model: onnx.ModelProto | PathLike, source: str | None = None) -> tuple[onnx.ModelProto, str]:
-    """A loaded model (a proto as it is, a path through :func:`load_model`) and its label for messages."""
-    if isinstance(model, onnx.ModelProto):
-        return model, source or "<model>"
-    return load_model(model), source or str(model)
-
-
 def check_model(model: onnx.ModelProto, path: PathLike | None = None) -> None:
     """Run ``onnx.checker`` (the path form for models past the protobuf limit).
 

@@ -622,11 +622,11 @@ def test_cli_warns_about_ignored_options(tiny_path: Path, tmp_path: Path) -> Non
 def test_cli_external_data_round_trip(zoo, tmp_path: Path) -> None:
     model = zoo("squeezenet")
     source = io.save_model(model, tmp_path / "in" / "squeezenet.onnx", external_data=True)
-    assert io.uses_external_data(source)
+    assert io.load_model_and_data_files(source, external_data=False)[1]
     out = tmp_path / "out" / "exposed.onnx"
     result = cli(source, out, "--op-type", "Concat")
     assert result.exit_code == 0, result.output
-    assert io.uses_external_data(out) and (out.parent / "exposed.onnx.data").is_file()
+    assert io.load_model_and_data_files(out, external_data=False)[1] == [out.parent / "exposed.onnx.data"]
     assert out.stat().st_size < 100_000
     loaded = io.load_model(out)
     expected = expose(model, op_types=["Concat"]).model

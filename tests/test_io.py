@@ -42,17 +42,17 @@ def small_model() -> onnx.ModelProto:
 def test_round_trip_is_byte_identical(tmp_path: Path) -> None:
     model = small_model()
     path = model_io.save_model(model, tmp_path / "m.onnx")
-    loaded = model_io.load_model(path)
+    loaded, data_files = model_io.load_model_and_data_files(path)
     assert loaded.SerializeToString() == model.SerializeToString()
-    assert not model_io.uses_external_data(path)
+    assert data_files == []
 
 
 def test_external_data_round_trip(tmp_path: Path) -> None:
     model = small_model()
     path = model_io.save_model(model, tmp_path / "m.onnx", external_data=True)
     assert (tmp_path / "m.onnx.data").stat().st_size >= 64 * 32 * 4
-    assert model_io.uses_external_data(path)
-    loaded = model_io.load_model(path)
+    loaded, data_files = model_io.load_model_and_data_files(path)
+    assert data_files == [tmp_path / "m.onnx.data"]
     for before, after in zip(model.graph.initializer, loaded.graph.initializer, strict=True):
         np.testing.assert_array_equal(numpy_helper.to_array(before), numpy_helper.to_array(after))
     assert loaded.doc_string == "model doc" and loaded.metadata_props[0].value == "tests"
@@ -61,7 +61,7 @@ def test_external_data_round_trip(tmp_path: Path) -> None:
 def test_big_models_switch_to_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(model_io, "PROTO_LIMIT", 1000)
     path = model_io.save_model(small_model(), tmp_path / "m.onnx")
-    assert model_io.uses_external_data(path)
+    assert model_io.load_model_and_data_files(path)[1] == [tmp_path / "m.onnx.data"]
     assert (tmp_path / "m.onnx.data").exists()
 
 
