@@ -10,10 +10,11 @@ from dream_helpers import pattern, tiny_cnn, tiny_onnx
 
 from onnxdream.dream import Dreamer, DreamOptions, parse_spec
 from onnxdream.dream.activations import TorchActivations
-from onnxdream.dream.checks import ForwardChecker, cut_model
+from onnxdream.dream.checks import ForwardChecker
 from onnxdream.dream.preprocess import Preprocess
 from onnxdream.errors import MismatchError
 from onnxdream.graph import GraphIndex
+from onnxdream.surgery import cut_model
 
 FAST = {"octaves": 2, "steps": 3, "lr": 0.05}
 
