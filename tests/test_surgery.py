@@ -37,7 +37,7 @@ def test_cut_refuses_a_tensor_nothing_computes():
 def test_outputs_added_in_place_for_the_block_only():
     model = parse(SUBGRAPH_TEXT)
     before = model.SerializeToString()
-    extra = [onnx.ValueInfoProto(name=t) for t in ("d", "y", "b")]  # y already is an output
+    extra = [onnx.ValueInfoProto(name=t) for t in ("d", "y", "b", "d")]  # y already is an output
     with outputs_added(model, extra) as exposed:
         assert exposed is model
         assert [o.name for o in model.graph.output] == ["y", "z", "d", "b"]

@@ -51,11 +51,14 @@ def outputs_added(
 
     They are added in place and removed on leaving, whatever happens inside: a copy would
     duplicate every weight (about 0.6 GB for VGG19) only to be serialised once for ONNX Runtime.
-    Tensors that already are graph outputs are not added twice.
+    A tensor that already is a graph output, or is named twice, is added once at most.
     """
     count = len(model.graph.output)
     present = {o.name for o in model.graph.output}
-    model.graph.output.extend(o for o in outputs if o.name not in present)
+    for output in outputs:
+        if output.name not in present:
+            present.add(output.name)
+            model.graph.output.append(output)
     try:
         yield model
     finally:
