@@ -1,7 +1,7 @@
 """Check the torch mirror against ONNX Runtime, layer by layer.
 
-Both run on the same input; the requested tensors are exposed as extra outputs on a copy of
-the model for ONNX Runtime. An element differs when it exceeds both
+Both run on the same input; the requested tensors are added as extra outputs of the model, in
+place and only while ONNX Runtime builds its session. An element differs when it exceeds both
 ``atol * max(1, max|reference of its layer|)`` and ``rtol * |reference|``; a layer passes when no element differs and the shapes agree.
 ONNX Runtime runs with graph optimisations off by default (``ort_opt="none"``) so that every
 intermediate tensor is the unfused op's own result.
@@ -9,9 +9,8 @@ intermediate tensor is the unfused op's own result.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +21,12 @@ import torch
 from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.errors import MismatchError, OnnxDreamError, UnsupportedOpError, first_line
 from onnxdream.graph import GraphIndex
-from onnxdream.inputs.feeds import check_size
+from onnxdream.inputs.random import DEFAULT_SIDE, random_inputs
 from onnxdream.mirror.module import Mirror, Unsupported
 from onnxdream.mirror.registry import torch_dtype
 from onnxdream.model import ModelSpec, open_model
-from onnxdream.shapes import input_dims
 from onnxdream.sizes import InputError, InputSizeError, input_failure, round_to_multiple
+from onnxdream.surgery import node_layers, outputs_added, select
 
 _ONNX_TYPES = {v: k for k, v in {t: torch_dtype(t) for t in onnx.TensorProto.DataType.values()}.items() if v}
 
@@ -78,101 +77,22 @@ class CheckResult:
         }
 
 
-DEFAULT_SIDE = 224
-"""Height and width of the default input where the model leaves them free."""
+def _targets(index: GraphIndex, layers: Sequence[str], match: Sequence[str]) -> list[tuple[str, str]]:
+    """``(entry name, tensor)`` pairs for the requested layers, or for every non-constant node.
 
-
-def random_inputs(
-    model: ModelSpec,
-    seed: int = 0,
-    size: tuple[int, int] = (DEFAULT_SIDE, DEFAULT_SIDE),
-) -> dict[str, np.ndarray]:
-    """Seeded inputs of the model's declared shapes.
-
-    Dims the model leaves free (symbolic, missing, ``-1`` or ``0``) are 1 for the batch, 3 for
-    the channels and ``size`` for the sides of an NCHW input, 1 elsewhere; declared dims are
-    used as they are (a recogniser of height 48 gets height 48).
-
-    Raises:
-        OnnxDreamError: an input declares no shape (its rank is unknown), or more elements than
-            can be made.
+    Pairs are in topological order; ``layer:tensor`` names the tensors of multi-output layers.
     """
-    model = open_model(model)
-    index, source = model.index, model.source
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for vi in model.proto.graph.input:
-        if vi.name not in index.graph_inputs:
-            continue
-        dims = input_dims(vi)
-        if dims is None:
-            raise OnnxDreamError(
-                f"{source}: input {vi.name!r} declares no shape, so no random input can be made; "
-                "pass one with --input FILE.npy"
-            )
-        free = (1, 3, *size) if len(dims) == 4 else (1,) * len(dims)
-        shape = [d if d is not None else free[i] for i, d in enumerate(dims)]
-        try:
-            check_size(vi.name, shape)
-        except OnnxDreamError as exc:
-            raise OnnxDreamError(f"{source}: {exc}") from None
-        dtype = torch_dtype(vi.type.tensor_type.elem_type) or torch.float32
-        if dtype.is_floating_point:
-            array = rng.standard_normal(shape).astype(np.float32)
-            feeds[vi.name] = torch.from_numpy(array).to(dtype).numpy()
-        else:
-            feeds[vi.name] = np.zeros(shape, dtype=torch.zeros((), dtype=dtype).numpy().dtype)
-    return feeds
-
-
-def _targets(
-    index: GraphIndex, layers: Sequence[str], patterns: Sequence[str], source: str
-) -> list[tuple[str, str]]:
-    """``(entry name, tensor)`` pairs for the requested layers, or for every non-constant node."""
-    names = list(layers)
-    for pattern in patterns:
-        matched = index.match(pattern)
-        if not matched:
-            raise OnnxDreamError(f"{source}: no layer matches {pattern!r}")
-        names += matched
-    pairs: list[tuple[str, str]] = []
-    if names:
-        for layer in index.resolve_many(names):
-            outs = layer.outputs
-            pairs += [(layer.name if len(outs) == 1 else f"{layer.name}:{t}", t) for t in outs]
-    else:
-        for i in index.order:
-            if index.is_constant(i):
-                continue
-            outs = index.activations(i)
-            label = index.nodes[i].name
-            for t in outs:
-                if not label:
-                    pairs.append((t, t))
-                else:
-                    pairs.append((label if len(outs) == 1 else f"{label}:{t}", t))
+    if layers or match:
+        chosen = select(index, layers, match)
+    else:  # not select's "everything": a graph that computes nothing still goes on to ONNX Runtime
+        chosen = [layer for i in index.order if not index.is_constant(i) for layer in node_layers(index, i)]
+    pairs = [
+        (layer.name if len(layer.outputs) == 1 else f"{layer.name}:{t}", t)
+        for layer in chosen
+        for t in layer.outputs
+    ]
     position = {t: index.position.get(index.producer.get(t, -1), -1) for _, t in pairs}
-    unique = list(dict.fromkeys(pairs))
-    return sorted(unique, key=lambda p: position[p[1]])
-
-
-@contextlib.contextmanager
-def _outputs_added(model: onnx.ModelProto, tensors: Mapping[str, torch.dtype]) -> Iterator[onnx.ModelProto]:
-    """``model`` with ``tensors`` as extra graph outputs (original outputs first) inside the block.
-
-    The outputs are added in place and removed on leaving: a copy would duplicate every weight
-    (about 0.6 GB for VGG19) only to be serialised once for ONNX Runtime.
-    """
-    count = len(model.graph.output)
-    present = {o.name for o in model.graph.output}
-    extra = [name for name in tensors if name not in present]
-    model.graph.output.extend(
-        onnx.helper.make_tensor_value_info(name, _ONNX_TYPES[tensors[name]], None) for name in extra
-    )
-    try:
-        yield model
-    finally:
-        del model.graph.output[count:]
+    return sorted(dict.fromkeys(pairs), key=lambda p: position[p[1]])
 
 
 class _Run:
@@ -208,7 +128,10 @@ class _Run:
             raise
         except Exception as exc:  # torch raises many types for a shape the graph cannot take
             raise self._mirror_failure(dict(feeds), exc, what) from None
-        with _outputs_added(self.model, {t: ours[t].dtype for t in self.tensors}) as exposed:
+        added = [
+            onnx.helper.make_tensor_value_info(t, _ONNX_TYPES[ours[t].dtype], None) for t in self.tensors
+        ]
+        with outputs_added(self.model, added) as exposed:
             session = make_session(exposed, device=self.device, optimization=self.ort_opt, source=self.source)
         try:
             theirs = session.run(feeds, self.tensors, quiet=True)
@@ -267,9 +190,9 @@ def check(
     index, source = model.index, model.source
     if not index.graph_inputs:
         raise OnnxDreamError(f"{source}: the model has no inputs, so there is nothing to run and compare")
-    pairs = _targets(index, layers, match, source)
+    pairs = _targets(index, layers, match)
     resolved = resolve_device(device)
-    feeds = dict(inputs) if inputs is not None else random_inputs(model)
+    feeds = dict(inputs) if inputs is not None else random_inputs(model.proto, source=source)
     try:
         mirror = Mirror(model)
     except UnsupportedOpError as exc:
@@ -284,7 +207,9 @@ def check(
             raise
         # The default side does not suit the network's stride: take the nearest one that does.
         side = round_to_multiple(DEFAULT_SIDE, exc.multiple)
-        ours, theirs, used = run(random_inputs(model, size=(side, side)), "the default input")
+        ours, theirs, used = run(
+            random_inputs(model.proto, size=(side, side), source=source), "the default input"
+        )
     except InputError as exc:
         if inputs is not None:
             raise

@@ -55,6 +55,37 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     return "did you mean " + ", ".join(repr(c) for c in close) + "?"
 
 
+def unknown(
+    kind: str,
+    name: str,
+    choices: Iterable[str],
+    *,
+    where: str | None = None,
+    lead: str | None = None,
+    listing: str | None = None,
+) -> str:
+    """One line for a name that matches nothing, with the nearest valid names suggested.
+
+    ``unknown("layer", "blok", names, where="m.onnx")`` gives
+    ``m.onnx: unknown layer 'blok'; did you mean 'block'?``.
+
+    Args:
+        kind: what the name should have named (``layer``, ``zoo model``).
+        name: the name given.
+        choices: the valid names; the nearest ones are suggested.
+        where: the file or model searched, prefixed as ``where: ``.
+        lead: the words before the name instead of ``unknown <kind>`` (``no layer matches``).
+        listing: when given, every choice follows these words: ``available:`` gives
+            ``(available: a, b)``.
+    """
+    pool = list(choices)
+    hint = suggest(name, pool)
+    text = f"{lead or f'unknown {kind}'} {name!r}" + (f"; {hint}" if hint else "")
+    if listing is not None:
+        text += f" ({listing} {', '.join(pool)})"
+    return f"{where}: {text}" if where else text
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when the message is empty)."""
     text = str(exc).strip()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import onnx
 
-from onnxdream.errors import UnknownLayerError, suggest
+from onnxdream.errors import UnknownLayerError, unknown
 
 _SEPARATOR = re.compile(r"[./]")
 
@@ -25,6 +25,36 @@ def scope_at_depth(name: str, depth: int) -> str:
     """Collapse ``name`` to its first ``depth`` components (``_blocks.3._bn1``, 2 -> ``_blocks.3``)."""
     cuts = [m.start() for m in _SEPARATOR.finditer(name) if m.start() > 0]
     return name if depth > len(cuts) else name[: cuts[depth - 1]]
+
+
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs a node holds as attributes (If branches, Loop and Scan bodies)."""
+    graphs = []
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            graphs.append(a.g)
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            graphs.extend(a.graphs)
+    return graphs
+
+
+def outer_names(node: onnx.NodeProto) -> list[str]:
+    """Names the node's subgraphs (If/Loop/Scan bodies, at any depth) read from enclosing scopes."""
+    found: dict[str, None] = {}
+
+    def visit(graph: onnx.GraphProto, known: set[str]) -> None:
+        known = known | {i.name for i in graph.input} | {t.name for t in graph.initializer}
+        for inner in graph.node:
+            for name in inner.input:
+                if name and name not in known:
+                    found[name] = None
+            for sub in subgraphs(inner):
+                visit(sub, known)
+            known |= set(inner.output)
+
+    for sub in subgraphs(node):
+        visit(sub, set())
+    return list(found)
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,7 @@ class GraphIndex:
         self.initializers = {t.name for t in graph.initializer}
         self.graph_outputs = [o.name for o in graph.output]
         self.graph_inputs = [i.name for i in graph.input if i.name not in self.initializers]
+        self._reads: dict[int, tuple[str, ...]] = {}
 
     @cached_property
     def order(self) -> list[int]:
@@ -90,6 +121,49 @@ class GraphIndex:
             if all(x in constant for x in node.input if x):
                 constant.update(x for x in node.output if x)
         return constant
+
+    def reads(self, index: int) -> tuple[str, ...]:
+        """Every tensor node ``index`` reads: its inputs, then what its subgraphs read from outside."""
+        if index not in self._reads:
+            node = self.nodes[index]
+            names = [x for x in node.input if x]
+            if node.attribute:
+                names += outer_names(node)
+            self._reads[index] = tuple(dict.fromkeys(names))
+        return self._reads[index]
+
+    def upstream(
+        self,
+        tensors: Iterable[str],
+        *,
+        within: Callable[[int], bool] | None = None,
+        reads: Callable[[int], Sequence[str]] | None = None,
+    ) -> Iterator[int]:
+        """The nodes that ``tensors`` depend on, each once, as a depth-first walk back finds them.
+
+        The walk is lazy: ``a in index.upstream(...)`` stops as soon as it reaches ``a``.
+
+        Args:
+            tensors: where the walk starts.
+            within: the nodes the walk may enter (default: all); the tensors the others produce
+                are where it stops.
+            reads: the tensors a node depends on (default: :meth:`reads`, subgraph reads included).
+        """
+        read = reads or self.reads
+        seen: set[str] = set()
+        entered: set[int] = set()
+        stack = list(tensors)
+        while stack:
+            name = stack.pop()
+            if not name or name in seen:
+                continue
+            seen.add(name)
+            i = self.producer.get(name)
+            if i is None or i in entered or (within is not None and not within(i)):
+                continue
+            entered.add(i)
+            yield i
+            stack.extend(read(i))
 
     def is_constant(self, index: int) -> bool:
         """Whether node ``index`` computes only constants."""
@@ -160,8 +234,7 @@ class GraphIndex:
             return Layer(name, "scope", members, self.boundary_outputs(members))
         if name in self.producer:
             return Layer(name, "tensor", (self.producer[name],), (name,))
-        hint = suggest(name, self.layer_names())
-        raise UnknownLayerError(f"{self.source}: unknown layer {name!r}" + (f"; {hint}" if hint else ""))
+        raise UnknownLayerError(unknown("layer", name, self.layer_names(), where=self.source))
 
     def resolve_many(self, names: Iterable[str]) -> list[Layer]:
         """Resolve names in order, dropping duplicates; all are validated before returning."""

@@ -252,11 +252,6 @@ def read_proto(path: PathLike) -> onnx.ModelProto:
     return model
 
 
-def uses_external_data(path: PathLike) -> bool:
-    """Whether the model at ``path`` keeps tensors in side files."""
-    return bool(_external_tensors(read_proto(path)))
-
-
 def _data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
     """The external-data files the (not yet loaded) ``model`` at ``path`` names, each once."""
     locations = dict.fromkeys(_external_location(t) for t in _external_tensors(model))

@@ -17,7 +17,7 @@ from typing import TypeAlias
 import onnx
 
 from onnxdream import zoo
-from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.errors import OnnxDreamError, unknown
 from onnxdream.graph import GraphIndex
 from onnxdream.io import load_model_and_data_files
 
@@ -124,11 +124,7 @@ def _open_zoo(spec: str) -> Model:
         return Model(proto, spec, path, tuple(data_files))
     if name in zoo.LIGHT_ZOO:
         return Model(zoo.light_zoo_model(name), spec)
-    choices = [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO]
-    hint = suggest(name, choices)
-    raise OnnxDreamError(
-        f"unknown zoo model {spec!r}" + (f"; {hint}" if hint else "") + f" (available: {', '.join(choices)})"
-    )
+    raise OnnxDreamError(unknown("zoo model", name, [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO], listing="available:"))
 
 
 def _open_torch(spec: str, trust_pickle: bool) -> Model:

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.errors import OnnxDreamError, unknown
 from onnxdream.inputs.normalize import IMAGENET_PREPROCESS
 
 ZOO_PREFIX = "zoo:"
@@ -48,12 +48,7 @@ def efficientnet_lite0():
 def light_zoo_path(name: str) -> Path:
     """Path of a light model-zoo file inside the installed ``onnx`` package."""
     if name not in LIGHT_ZOO:
-        hint = suggest(name, LIGHT_ZOO)
-        raise OnnxDreamError(
-            f"unknown zoo model {name!r}"
-            + (f"; {hint}" if hint else "")
-            + f" (available: {', '.join(LIGHT_ZOO)})"
-        )
+        raise OnnxDreamError(unknown("zoo model", name, LIGHT_ZOO, listing="available:"))
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / LIGHT_ZOO[name]
 
 

@@ -128,6 +128,14 @@ def test_unsupported_ops_are_all_listed_with_exit_1(tmp_path):
             [str(TINY), "--layer", "stem.9"], "unknown layer 'stem.9'; did you mean", id="bad-layer"
         ),
         pytest.param([str(TINY), "--match", "nothing*"], "no layer matches 'nothing*'", id="bad-glob"),
+        pytest.param(
+            [str(TINY), "--match", "stem.cnv*"],
+            "tiny_cnn.onnx: no layer matches 'stem.cnv*'; did you mean 'stem.1', 'stem.0', 'stem'?",
+            id="glob-did-you-mean",
+        ),
+        pytest.param(
+            [str(TINY), "--layer", "nosuch"], "tiny_cnn.onnx: unknown layer 'nosuch'", id="unknown-layer"
+        ),
         pytest.param([str(TINY), "--input", "nope.npy"], "nope.npy: file not found", id="missing-input"),
         pytest.param([str(TINY), "--ort-opt", "max"], "unknown --ort-opt 'max'", id="bad-ort-opt"),
         pytest.param([str(TINY), "--device", "tpu"], "unknown device 'tpu'", id="bad-device"),

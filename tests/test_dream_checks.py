@@ -9,10 +9,11 @@ import torch
 
 from onnxdream.dream import Dreamer, DreamOptions, parse_spec
 from onnxdream.dream.activations import TorchActivations
-from onnxdream.dream.checks import ForwardChecker, cut_model
+from onnxdream.dream.checks import ForwardChecker
 from onnxdream.errors import MismatchError
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.normalize import Preprocess
+from onnxdream.surgery import cut_model
 from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
 
 FAST = {"octaves": 2, "steps": 3, "lr": 0.05}

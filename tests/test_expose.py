@@ -20,6 +20,7 @@ from onnxdream.errors import OnnxDreamError, UnknownLayerError
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.feeds import input_spec
 from onnxdream.metadata import EXPOSED_KEY, get_json, get_prop, set_json, set_prop
+from onnxdream.model import Model
 from onnxdream.runtime import clear_cache, make_session
 from onnxdream.surgery import expose
 from onnxdream.zoo import LIGHT_ZOO
@@ -251,7 +252,7 @@ def test_bad_requests(kwargs: dict, error: type[Exception], message: str) -> Non
     if "layers" in kwargs:
         kwargs = {**kwargs, "layers": ["blk/conv", *kwargs["layers"]]}
     with pytest.raises(error) as info:
-        expose(model, source="tiny.onnx", **kwargs)
+        expose(Model(model, "tiny.onnx"), **kwargs)
     assert message in str(info.value)
     assert str(info.value).startswith("tiny.onnx: ")
 
@@ -278,7 +279,7 @@ def zoo_case(request: pytest.FixtureRequest):
     from onnxdream.zoo import light_zoo_model
 
     model = light_zoo_model(request.param, seed=0)  # its own: no cached copy kept beside it
-    return request.param, model, expose(model, all=True, source=request.param)
+    return request.param, model, expose(Model(model, request.param), all=True)
 
 
 @pytest.mark.parametrize("zoo_case", ZOO, indirect=True)

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from onnxdream.cli import app
 from onnxdream.errors import OnnxDreamError
+from onnxdream.model import Model
 from onnxdream.runtime import make_session
 from onnxdream.shapes import value_type
 from onnxdream.surgery import expose
@@ -95,4 +96,4 @@ def test_an_op_no_runtime_knows_is_a_one_line_error():
     with pytest.raises(
         OnnxDreamError, match=r"shape inference gives no shape for tensor 'g' \(output of Gelu"
     ):
-        expose(inference_resistant(op_domain="my.domain"), all=True, source="m.onnx")
+        expose(Model(inference_resistant(op_domain="my.domain"), "m.onnx"), all=True)

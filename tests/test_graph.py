@@ -160,3 +160,51 @@ def test_first_of_repeated_names_wins():
     index = GraphIndex(model.graph)
     assert index.by_name == {"dup": 0}
     assert index.resolve("dup").outputs == ("a",)
+
+
+# The If's then branch reads d and wa from the enclosing graph, its else branch x:
+#
+#   x -> [0] Relu -> a -> [2] Abs -> d --.
+#   w (initializer) -> [3] Abs -> wa ----+--> [4] If(c) -> y
+#   x ----------------------------------'
+#   x -> [1] Neg -> b -> [5] Sigmoid -> z
+SUBGRAPH_TEXT = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[2] x, bool c) => (float[2] y, float[2] z)
+<float[2] w = {1.0, -2.0}>
+{ a = Relu (x)
+  b = Neg (x)
+  d = Abs (a)
+  wa = Abs (w)
+  y = If (c) <then_branch = then () => (float[2] t) { t = Mul (d, wa) },
+              else_branch = else () => (float[2] e) { e = Identity (x) }>
+  z = Sigmoid (b) }
+"""
+
+
+@pytest.fixture
+def branching() -> GraphIndex:
+    return GraphIndex(parse(SUBGRAPH_TEXT).graph)
+
+
+def test_reads_are_the_inputs_then_what_subgraphs_read_from_outside(branching: GraphIndex):
+    assert branching.reads(4) == ("c", "d", "wa", "x")
+    assert branching.reads(2) == ("a",)
+
+
+def test_upstream_follows_subgraph_reads(branching: GraphIndex):
+    assert sorted(branching.upstream(["y"])) == [0, 2, 3, 4]
+    assert sorted(branching.upstream(["z", "b"])) == [1, 5]
+    assert list(branching.upstream(["x", "w", "c", ""])) == []  # inputs and initializers: no node
+
+
+def test_upstream_stops_outside_within_and_takes_other_reads(branching: GraphIndex):
+    live = sorted(branching.upstream(["y"], within=lambda i: not branching.is_constant(i)))
+    assert live == [0, 2, 4]
+    assert list(branching.upstream(["y"], reads=lambda i: branching.nodes[i].input)) == [4]
+
+
+def test_upstream_is_lazy(branching: GraphIndex):
+    walk = branching.upstream(["y"])
+    assert next(walk) == 4  # the If itself first: nothing before it was visited
+    assert 4 not in set(walk)

@@ -78,9 +78,7 @@ def test_zoo_names_open_and_unknown_ones_suggest() -> None:
     model = open_model("zoo:squeezenet")
     assert model.source == "zoo:squeezenet" and model.path is None
     onnx.checker.check_model(model.proto)
-    with pytest.raises(
-        OnnxDreamError, match=r"unknown zoo model 'zoo:squeezenett'; did you mean 'squeezenet'"
-    ):
+    with pytest.raises(OnnxDreamError, match=r"unknown zoo model 'squeezenett'; did you mean 'squeezenet'"):
         open_model("zoo:squeezenett")
 
 

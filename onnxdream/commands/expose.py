@@ -110,36 +110,36 @@ def expose_layers(
     """
     from onnxdream import io
     from onnxdream.inputs.feeds import load_input
+    from onnxdream.model import open_model
     from onnxdream.paths import check_writes
     from onnxdream.surgery import expose
 
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
     _warn_ignored(input_path, output, in_place, run, save, ort_set)
     saving = save is not None and run is not None
+    opened = open_model(input_path)
     check_writes(
-        [*io.model_files(input_path), run],
+        [*opened.files, run],
         [output, io.data_path(output), save if saving else None],
         in_place=[output, io.data_path(output)] if in_place else [],
         hint="use --in-place",
     )
-    external = io.uses_external_data(input_path)
-    model = io.load_model(input_path)
-    feeds = load_input(run, model, max_pixels, str(input_path)) if run is not None else None
+    feeds = load_input(run, opened.proto, max_pixels, opened.source) if run is not None else None
     result = expose(
-        model,
+        opened,
         layer or (),
         match=match or (),
         op_types=op_type or (),
         exclude=exclude or (),
         all=all_,
-        source=str(input_path),
         feeds=feeds,
+        inplace=True,  # read for this command alone: no copy of the weights
     )
     values: dict[str, np.ndarray] = {}
     if run is not None and feeds is not None:
         values = _run(result.model, run, feeds, device, ort_opt, result.exposed, str(input_path))
     with io.staged() as staging:  # the model and the activations: both or neither
-        io.save_model(result.model, output, external_data=True if external else None, staging=staging)
+        io.save_model(result.model, output, external_data=opened.external_data or None, staging=staging)
         if saving:
             _save_npz(staging.path(save), result.exposed, values)
     _report(result, values, json_)

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from onnxdream.errors import UnknownLayerError, suggest
+from onnxdream.errors import UnknownLayerError, unknown
 
 Activation = torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]
 
@@ -46,8 +46,7 @@ def check_names(layers: Sequence[str], known: Sequence[str], source: str) -> Non
     pool = set(known)
     for name in layers:
         if name not in pool:
-            hint = suggest(name, known)
-            raise UnknownLayerError(f"{source}: unknown layer {name!r}" + (f"; {hint}" if hint else ""))
+            raise UnknownLayerError(unknown("layer", name, known, where=source))
 
 
 class _Captured(Exception):

@@ -48,7 +48,7 @@ import torch.fx
 from torch import nn
 
 import onnxdream.mirror.ops  # noqa: F401  (registers the converters)
-from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, UnsupportedOpError, suggest
+from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError, UnsupportedOpError, unknown
 from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.mirror.node import NodeModule, attribute_names, describe
@@ -326,8 +326,7 @@ class Mirror(nn.Module):
                 f"{self.source}: node {name!r} computes a constant, folded when the mirror was built; "
                 "it has no module"
             )
-        hint = suggest(name, list(self.nodes))
-        raise UnknownLayerError(f"{self.source}: unknown node {name!r}" + (f"; {hint}" if hint else ""))
+        raise UnknownLayerError(unknown("node", name, self.nodes, where=self.source))
 
     # -- pickling -----------------------------------------------------------------------------
 
@@ -364,32 +363,28 @@ class Mirror(nn.Module):
             return self.host_values, name
         return None
 
+    def _reads(self, i: int) -> tuple[str, ...]:
+        """The tensors node ``i``'s module takes (constants its converter baked in are not among them)."""
+        return self._steps[i][1]
+
     def _plan(self, targets: tuple[str, ...]) -> _Plan:
         plan = self._plans.get(targets)
         if plan is not None:
             return plan
-        needed: set[int] = set()
+        # Folded nodes are not entered: their outputs are stored constants.
+        needed = set(self.index.upstream(targets, within=self._steps.__contains__, reads=self._reads))
         consts: dict[str, tuple[dict, str]] = {}
         inputs: set[str] = set()
-        stack = list(targets)
-        seen: set[str] = set()
-        while stack:
-            name = stack.pop()
-            if not name or name in seen:
+        for name in dict.fromkeys([*targets, *(n for i in needed for n in self._steps[i][1])]):
+            if not name or name in self._producers:
                 continue
-            seen.add(name)
-            if name in self._producers:
-                i = self._producers[name]
-                if i not in needed:
-                    needed.add(i)
-                    stack.extend(self._steps[i][1])
-            elif name in self.input_names:
+            if name in self.input_names:
                 inputs.add(name)
-            else:
-                source = self._const_source(name)
-                if source is None:
-                    raise OnnxDreamError(f"{self.source}: tensor {name!r} is not computed by the mirror")
-                consts[name] = source
+                continue
+            source = self._const_source(name)
+            if source is None:
+                raise OnnxDreamError(f"{self.source}: tensor {name!r} is not computed by the mirror")
+            consts[name] = source
         order = [i for i in self.index.order if i in needed]
         last_use: dict[int, int] = {}
         for k, i in enumerate(order):
@@ -430,9 +425,9 @@ class Mirror(nn.Module):
     def _feeds(self, inputs: tuple[Any, ...]) -> list[torch.Tensor]:
         if len(inputs) == 1 and isinstance(inputs[0], Mapping):
             given = dict(inputs[0])
-            unknown = [k for k in given if k not in self.input_names]
+            extra = [k for k in given if k not in self.input_names]
             missing = [k for k in self.input_names if k not in given]
-            if unknown or missing:
+            if extra or missing:
                 raise OnnxDreamError(
                     f"{self.source}: inputs {sorted(given)} do not match the graph's {self.input_names}"
                 )

@@ -20,6 +20,7 @@ import torch
 from onnx import defs, numpy_helper
 
 from onnxdream.errors import UnsupportedOpError
+from onnxdream.graph import outer_names
 
 Fn = Callable[..., Any]
 
@@ -103,37 +104,8 @@ def supported_ops() -> dict[str, list[int]]:
     return {op: sorted(versions) for op, versions in sorted(_REGISTRY.items())}
 
 
-def outer_names(node: onnx.NodeProto) -> list[str]:
-    """Names the node's subgraphs (If/Loop/Scan bodies, at any depth) read from enclosing scopes."""
-    found: dict[str, None] = {}
-
-    def visit(graph: onnx.GraphProto, known: set[str]) -> None:
-        known = known | {i.name for i in graph.input} | {t.name for t in graph.initializer}
-        for inner in graph.node:
-            for name in inner.input:
-                if name and name not in known:
-                    found[name] = None
-            for sub in _subgraphs(inner):
-                visit(sub, known)
-            known |= set(inner.output)
-
-    for sub in _subgraphs(node):
-        visit(sub, set())
-    return list(found)
-
-
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    graphs = []
-    for a in node.attribute:
-        if a.type == onnx.AttributeProto.GRAPH:
-            graphs.append(a.g)
-        elif a.type == onnx.AttributeProto.GRAPHS:
-            graphs.extend(a.graphs)
-    return graphs
-
-
 def input_names(node: onnx.NodeProto, positions: Sequence[int]) -> list[str]:
-    """The tensor names at ``positions``: node inputs, then :func:`outer_names` ("" when absent)."""
+    """The tensor names at ``positions``: node inputs, then :func:`onnxdream.graph.outer_names` ("" when absent)."""
     names = list(node.input) + outer_names(node)
     return [names[p] if p < len(names) else "" for p in positions]
 

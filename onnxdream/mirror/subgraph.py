@@ -17,7 +17,8 @@ import torch
 from onnx import helper
 
 from onnxdream.errors import UnsupportedOpError
-from onnxdream.mirror.registry import NodeView, outer_names
+from onnxdream.graph import outer_names
+from onnxdream.mirror.registry import NodeView
 
 
 class Body:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from onnxdream.errors import OnnxDreamError, suggest
+from onnxdream.errors import OnnxDreamError, unknown
 from onnxdream.fresh_names import NameAuthority
 from onnxdream.model import ModelSpec, open_model
 from onnxdream.names.canonical import canonical_keys
@@ -73,12 +73,7 @@ def resolve_strategies(strategies: Sequence[str]) -> list[str]:
     chosen: set[str] = set()
     for s in strategies or ["auto"]:
         if s not in choices:
-            hint = suggest(s, choices)
-            raise OnnxDreamError(
-                f"unknown strategy {s!r}"
-                + (f"; {hint}" if hint else "")
-                + f" (choose from {', '.join(choices)})"
-            )
+            raise OnnxDreamError(unknown("strategy", s, choices, listing="choose from"))
         chosen.update(STRATEGIES if s == "auto" else [s])
     return [s for s in STRATEGIES if s in chosen]
 

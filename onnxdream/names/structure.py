@@ -86,17 +86,16 @@ class _Namer:
         return True
 
     def is_ancestor(self, a: int, b: int) -> bool:
-        """Whether ``a`` is upstream of ``b`` (only nodes deeper than ``a`` are searched)."""
+        """Whether ``a`` is upstream of ``b`` through non-constant tensors.
+
+        Only nodes deeper than ``a`` can lie between them, so the walk enters no others.
+        """
         floor = self.levels[a]
-        stack, seen = [b], {b}
-        while stack:
-            for p in self.producers(stack.pop()):
-                if p == a:
-                    return True
-                if p not in seen and self.levels[p] > floor:
-                    seen.add(p)
-                    stack.append(p)
-        return False
+
+        def between(p: int) -> bool:
+            return p == a or (self.levels[p] > floor and not self.index.is_constant(p))
+
+        return a in self.index.upstream(self.index.reads(b), within=between)
 
     def merge_scope(self, named: list[int], all_producers: list[int]) -> str:
         main = [p for p in named if not any(q != p and self.is_ancestor(p, q) for q in all_producers)]

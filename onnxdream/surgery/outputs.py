@@ -1,22 +1,24 @@
-"""Graph surgery on ONNX protos: expose layers as extra graph outputs.
+"""Extra graph outputs: ``expose`` (a new model) and :func:`outputs_added` (in place, for a block).
 
-The proto is edited directly (not through onnx-graphsurgeon, which drops node ``metadata_props``),
-so nothing but the graph outputs and the model's ``onnxdream.exposed`` entry changes.
+The proto is edited directly, so nothing but the graph outputs (and, for ``expose``, the model's
+``onnxdream.exposed`` entry) changes; node ``metadata_props`` in particular are kept.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from onnxdream.errors import OnnxDreamError, UnknownLayerError, first_line, suggest
-from onnxdream.graph import GraphIndex, Layer
+from onnxdream.errors import OnnxDreamError, first_line
+from onnxdream.graph import GraphIndex
 from onnxdream.metadata import EXPOSED_KEY, get_json, set_json
+from onnxdream.model import ModelSpec, editable_proto, open_model
 from onnxdream.shapes import infer_model, input_dims
+from onnxdream.surgery.select import select
 
 
 @dataclass
@@ -42,69 +44,26 @@ class ExposeResult:
         raise KeyError(tensor)
 
 
-def _node_layer(index: GraphIndex, i: int) -> list[Layer]:
-    """Layers for one node: itself when its name finds it, else one per activation tensor.
+@contextlib.contextmanager
+def outputs_added(
+    model: onnx.ModelProto, outputs: Iterable[onnx.ValueInfoProto]
+) -> Iterator[onnx.ModelProto]:
+    """``model`` with ``outputs`` as extra graph outputs (after its own) inside the block.
 
-    Unused optional outputs (a Dropout mask, BatchNorm running statistics) are not activations.
+    They are added in place and removed on leaving, whatever happens inside: a copy would
+    duplicate every weight (about 0.6 GB for VGG19) only to be serialised once for ONNX Runtime.
+    A tensor that already is a graph output, or is named twice, is added once at most.
     """
-    node = index.nodes[i]
-    outputs = index.activations(i)
-    if node.name and index.by_name.get(node.name) == i:
-        return [Layer(node.name, "node", (i,), outputs)]
-    return [Layer(x, "tensor", (i,), (x,)) for x in outputs]
-
-
-def _select(
-    index: GraphIndex,
-    layers: Sequence[str],
-    match: Sequence[str],
-    op_types: Sequence[str],
-    exclude: Sequence[str],
-    everything: bool,
-) -> list[Layer]:
-    """Resolve every request to layers, validating all of them before anything is changed."""
-    chosen: list[Layer] = list(index.resolve_many(layers))
-    for pattern in match:
-        # Models whose nodes have no names (old zoo files) are addressed by tensor names instead.
-        names = index.match(pattern) or [
-            x
-            for i in index.order
-            if not index.nodes[i].name
-            for x in index.nodes[i].output
-            if x and fnmatch.fnmatchcase(x, pattern)
-        ]
-        if not names:
-            hint = suggest(pattern, index.layer_names())
-            raise UnknownLayerError(
-                f"{index.source}: no layer matches {pattern!r}" + (f"; {hint}" if hint else "")
-            )
-        chosen.extend(index.resolve_many(names))
-    present = {n.op_type for n in index.nodes}
-    for op_type in op_types:
-        if op_type not in present:
-            hint = suggest(op_type, sorted(present))
-            raise OnnxDreamError(
-                f"{index.source}: no node has op type {op_type!r}" + (f"; {hint}" if hint else "")
-            )
-        for i in index.order:
-            if index.nodes[i].op_type == op_type:
-                chosen.extend(_node_layer(index, i))
-    if everything:
-        # Like Polygraphy's "mark all": every computed tensor, but not constants or their folds.
-        for i in index.order:
-            if not index.is_constant(i):
-                chosen.extend(_node_layer(index, i))
-    unique: dict[str, Layer] = {}
-    for layer in chosen:
-        if not any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in exclude):
-            unique.setdefault(layer.name, layer)
-    if not unique:
-        what = "the requested layers are all excluded" if chosen else "no layer requested"
-        raise OnnxDreamError(f"{index.source}: nothing to expose ({what})")
-    for layer in unique.values():
-        if not layer.outputs:
-            raise OnnxDreamError(f"{index.source}: layer {layer.name!r} has no output used by anything")
-    return list(unique.values())
+    count = len(model.graph.output)
+    present = {o.name for o in model.graph.output}
+    for output in outputs:
+        if output.name not in present:
+            present.add(output.name)
+            model.graph.output.append(output)
+    try:
+        yield model
+    finally:
+        del model.graph.output[count:]
 
 
 def _inferred_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
@@ -144,16 +103,14 @@ def _observed_types(
         OnnxDreamError: ONNX Runtime cannot run the model on ``feeds`` (default: seeded random
             inputs of the declared shapes).
     """
-    from onnxdream.check import random_inputs
+    from onnxdream.inputs.random import random_inputs
     from onnxdream.runtime import make_session
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    for tensor in tensors:
-        probe.graph.output.add().name = tensor
-    run_feeds = dict(feeds) if feeds is not None else random_inputs(model)
+    run_feeds = dict(feeds) if feeds is not None else random_inputs(model, source=index.source)
     try:
-        values = make_session(probe, device="cpu", optimization="none").run(run_feeds, tensors, quiet=True)
+        with outputs_added(model, [onnx.ValueInfoProto(name=t) for t in tensors]) as probe:
+            session = make_session(probe, device="cpu", optimization="none")
+        values = session.run(run_feeds, tensors, quiet=True)
     except Exception as exc:  # ORT raises several unrelated types for models and feeds it rejects
         node = index.nodes[index.producer[tensors[0]]]
         what = "the input" if feeds is not None else "the default input"
@@ -174,20 +131,21 @@ def _observed_types(
 
 
 def expose(
-    model: onnx.ModelProto,
+    model: ModelSpec,
     layers: Iterable[str] = (),
     *,
     match: Iterable[str] = (),
     op_types: Iterable[str] = (),
     exclude: Iterable[str] = (),
     all: bool = False,
-    source: str = "<model>",
     feeds: Mapping[str, np.ndarray] | None = None,
+    inplace: bool = False,
 ) -> ExposeResult:
     """Add the activations of named layers to the graph outputs.
 
     Args:
-        model: the model; it is not modified.
+        model: anything :func:`~onnxdream.model.open_model` opens. A proto or ``Model`` passed
+            in is copied unless ``inplace``; a model read from a file here is edited directly.
         layers: node names, scopes (their boundary outputs are exposed) or tensor names.
         match: shell globs over layer names (nodes and scopes); when none matches, over the
             output tensors of unnamed nodes.
@@ -195,10 +153,10 @@ def expose(
         exclude: shell globs; matching layer names are left out of everything above.
         all: expose every node's activations (outputs something uses), skipping constants;
             nodes without a unique name are keyed by their output tensor.
-        source: how to name the model in error messages (usually its path).
         feeds: an input to run when shape inference cannot give a new output's type or shape
             (an op it cannot follow, a Reshape to a shape computed at run time); by default,
             seeded random inputs of the declared shapes.
+        inplace: add the outputs to the given proto itself.
 
     Returns:
         The new model and the mapping layer -> output tensors. Original outputs stay first and
@@ -210,8 +168,9 @@ def expose(
         OnnxDreamError: nothing to expose, an unknown op type, or a tensor that neither shape
             inference nor a run can type.
     """
-    index = GraphIndex(model.graph, source)
-    selected = _select(index, list(layers), list(match), list(op_types), list(exclude), all)
+    opened = open_model(model)
+    proto, index = opened.proto, opened.index
+    selected = select(index, list(layers), list(match), list(op_types), list(exclude), all)
     existing = set(index.graph_outputs)
     added: list[str] = []
     for layer in selected:
@@ -220,20 +179,19 @@ def expose(
                 existing.add(tensor)
                 added.append(tensor)
 
-    types = _inferred_types(model) if added else {}
-    declared = {v.name: v for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    types = _inferred_types(proto) if added else {}
+    declared = {v.name: v for v in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]}
     infos = {t: types[t] if _complete(types.get(t)) else declared.get(t) for t in added}
-    unknown = [t for t, info in infos.items() if not _complete(info)]
-    if unknown:
-        infos.update(_observed_types(model, index, unknown, feeds))
+    untyped = [t for t, info in infos.items() if not _complete(info)]
+    if untyped:
+        infos.update(_observed_types(proto, index, untyped, feeds))
     new_outputs: list[onnx.ValueInfoProto] = []
     for tensor in added:
         output = onnx.ValueInfoProto()
         output.CopyFrom(infos[tensor])
         new_outputs.append(output)
 
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
+    result = editable_proto(model, opened, inplace)
     result.graph.output.extend(new_outputs)
     exposed = {layer.name: layer.outputs for layer in selected}
     record: dict[str, list[str]] = get_json(result, EXPOSED_KEY, {})
