@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -27,13 +30,37 @@ def zoo_model(name: str, copy: bool = True) -> onnx.ModelProto:
     return fresh
 
 
+_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+_TRIM_ABOVE = 1 << 30
+"""Resident bytes past which a finished test's garbage is collected and returned to the system."""
+
+
+def _resident_bytes() -> int:
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
 @pytest.fixture(autouse=True)
-def _free_sessions() -> None:
-    """Drop cached ONNX Runtime sessions after each test: each one holds its model's weights."""
+def _free_memory() -> None:
+    """After each test: drop cached ONNX Runtime sessions (each holds its model's weights) and,
+    past 1 GiB resident, collect garbage and hand freed heap back (glibc keeps it otherwise, and
+    the next big model then stacks on top: the suite must stay under 4 GB)."""
     yield
     runtime = sys.modules.get("onnxdream.runtime")
     if runtime is not None:
         runtime.clear_cache()
+    if _LIBC is not None and _resident_bytes() > _TRIM_ABOVE:
+        gc.collect()
+        _LIBC.malloc_trim(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_zoo_model() -> None:
+    """A test file's last zoo model is not kept for the next file (vgg19 is 550 MB)."""
+    yield
+    _zoo_original.cache_clear()
 
 
 @pytest.fixture
