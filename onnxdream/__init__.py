@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from onnxdream.dream.visualize import visualize
     from onnxdream.export import export_model as export
     from onnxdream.mirror import to_torch
+    from onnxdream.model import Model, open_model
     from onnxdream.names.apply import rename
     from onnxdream.surgery import expose
 
@@ -22,12 +23,14 @@ _LAZY = {
     "rename": ("onnxdream.names.apply", "rename"),
     "expose": ("onnxdream.surgery", "expose"),
     "to_torch": ("onnxdream.mirror", "to_torch"),
+    "open_model": ("onnxdream.model", "open_model"),
+    "Model": ("onnxdream.model", "Model"),
     "check": ("onnxdream.check", "check"),
     "dream": ("onnxdream.dream", "dream"),
     "visualize": ("onnxdream.dream.visualize", "visualize"),
 }
 
-__all__ = ["check", "dream", "export", "expose", "rename", "to_torch", "visualize"]
+__all__ = ["Model", "check", "dream", "export", "expose", "open_model", "rename", "to_torch", "visualize"]
 
 
 def __getattr__(name: str) -> Any:
