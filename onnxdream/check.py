@@ -21,7 +21,7 @@ import onnx
 import torch
 
 from onnxdream.compare import ATOL, RTOL, compare
-from onnxdream.errors import MismatchError, OnnxDreamError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.io import as_model
 from onnxdream.mirror.module import Mirror, Unsupported, unsupported_nodes
@@ -107,9 +107,10 @@ def random_inputs(
             continue
         dims = input_dims(vi)
         if dims is None:
-            raise OnnxDreamError(
+            raise OptionError(
                 f"{source}: input {vi.name!r} declares no shape, so no random input can be made; "
-                "pass one with --input FILE.npy"
+                "pass one with {inputs} (e.g. a .npy file)",
+                "inputs",
             )
         free = (1, 3, *size) if len(dims) == 4 else (1,) * len(dims)
         shape = [d if d is not None else free[i] for i, d in enumerate(dims)]
@@ -261,10 +262,10 @@ def check(
     from onnxdream.runtime import resolve_device
 
     if ort_opt not in ("all", "none"):
-        raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose 'all' or 'none'")
+        raise OptionError(f"unknown {{ort_opt}} {ort_opt!r}; choose 'all' or 'none'", "ort_opt")
     for name, value in (("atol", atol), ("rtol", rtol)):
         if not (math.isfinite(value) and value >= 0):
-            raise OnnxDreamError(f"--{name} must be a finite number >= 0, got {value}")
+            raise OptionError(f"{{{name}}} must be a finite number >= 0, got {value}", name)
     model, source = as_model(model, source)
     index = GraphIndex(model.graph, source)
     if not index.graph_inputs:
@@ -289,7 +290,9 @@ def check(
     except InputError as exc:
         if inputs is not None:
             raise
-        raise OnnxDreamError(f"{exc}; give an input of the size the model needs (--input)") from None
+        raise OptionError(
+            f"{exc}; give an input of the size the model needs ({{inputs}})", "inputs"
+        ) from None
     result = CheckResult(device=used)
     for name, tensor in pairs:
         actual = ours[tensor].detach().cpu()

@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 
 from onnxdream.compare import ATOL, Comparison, compare
-from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, first_line
+from onnxdream.errors import BadModelError, MismatchError, OnnxDreamError, OptionError, first_line
 from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
@@ -62,8 +62,8 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-TRUST_HINT = "--trust-pickle"
-"""How the CLI spells ``trust_pickle=True`` in messages."""
+class UntrustedPickleError(OptionError, BadModelError):
+    """A ``torch.save`` file that would run code when loaded, and ``trust_pickle`` was not given."""
 
 
 def _load_torch_file(path: Path, trust_pickle: bool):
@@ -78,9 +78,10 @@ def _load_torch_file(path: Path, trust_pickle: bool):
         return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
         if not trust_pickle and "weights_only" in str(exc).replace(" ", "_").lower():
-            raise BadModelError(
+            raise UntrustedPickleError(
                 f"{path}: a pickled torch object, which can run code when loaded; if you trust "
-                f"this file, pass {TRUST_HINT} (Python: trust_pickle=True)"
+                "this file, pass {trust_pickle}",
+                trust_pickle="trust_pickle=True",
             ) from None
         raise BadModelError(f"{path}: cannot load a torch model ({first_line(exc)})") from None
     except Exception as exc:

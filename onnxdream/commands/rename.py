@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
+from onnxdream.commands.options import JsonOption
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import data_path, load_model, model_files, save_model, staged, uses_external_data
 from onnxdream.names.apply import RenameResult, rename, undo
@@ -76,7 +77,7 @@ def rename_command(
         str | None, typer.Option("--strip-prefix", help="Remove this prefix from names (e.g. '0.').")
     ] = None,
     rename_all: Annotated[
-        bool, typer.Option("--all", help="Rename every node, not only lost names.")
+        bool, typer.Option("--overwrite-names", help="Rename every node, not only those with lost names.")
     ] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write per-node {old, new, origin} as JSON.")
@@ -93,7 +94,7 @@ def rename_command(
     min_score: Annotated[
         float, typer.Option("--min-score", min=0.0, max=1.0, help="Weakest reference match accepted.")
     ] = 0.5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document.")] = False,
+    as_json: JsonOption = False,
     trust_pickle: Annotated[
         bool,
         typer.Option(
