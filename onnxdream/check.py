@@ -109,8 +109,8 @@ def random_inputs(
         if dims is None:
             raise OptionError(
                 f"{source}: input {vi.name!r} declares no shape, so no random input can be made; "
-                "pass one with {inputs} (e.g. a .npy file)",
-                "inputs",
+                "pass one with {input} (e.g. a .npy file)",
+                input="inputs",
             )
         free = (1, 3, *size) if len(dims) == 4 else (1,) * len(dims)
         shape = [d if d is not None else free[i] for i, d in enumerate(dims)]
@@ -291,7 +291,7 @@ def check(
         if inputs is not None:
             raise
         raise OptionError(
-            f"{exc}; give an input of the size the model needs ({{inputs}})", "inputs"
+            f"{exc}; give an input of the size the model needs ({{input}})", input="inputs"
         ) from None
     result = CheckResult(device=used)
     for name, tensor in pairs:

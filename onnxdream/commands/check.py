@@ -65,7 +65,8 @@ def check_command(
         typer.Option("--input", help="An image or a .npy array (default: seeded random of the input shape)."),
     ] = None,
     layer: Annotated[
-        list[str] | None, typer.Option("--layer", "-l", help="A layer to compare (repeatable).")
+        list[str] | None,
+        typer.Option("--layer", "-l", metavar="NAME", help="A layer to compare (repeatable)."),
     ] = None,
     match: MatchOption = None,
     atol: Annotated[float, typer.Option(help="Absolute tolerance, times max(1, max|reference|).")] = 1e-4,

@@ -79,7 +79,8 @@ def dream_command(
     ),
     model: ModelOption = None,
     layer: Annotated[
-        list[str] | None, typer.Option("--layer", "-l", help="NAME, NAME:C1,C2, NAME*W (repeatable).")
+        list[str] | None,
+        typer.Option("--layer", "-l", metavar="SPEC", help="NAME, NAME:C1,C2, NAME*W (repeatable)."),
     ] = None,
     demo: bool = typer.Option(False, "--demo", help="Dream on a built-in generated image."),
     loss: str = typer.Option("l2", help="l2 (mean of squares) or mean."),

@@ -55,7 +55,12 @@ def expose_layers(
     output: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="Model to write (atomically).")],
     layer: Annotated[
         list[str] | None,
-        typer.Option("--layer", "-l", help="Node name, scope (exposes its boundary outputs) or tensor name."),
+        typer.Option(
+            "--layer",
+            "-l",
+            metavar="NAME",
+            help="Node name, scope (exposes its boundary outputs) or tensor name.",
+        ),
     ] = None,
     match: MatchOption = None,
     op_type: OpTypeOption = None,

@@ -50,6 +50,7 @@ def visualize_command(
         typer.Option(
             "--layer",
             "-l",
+            metavar="SPEC",
             help="NAME (whole layer), NAME:C (channel), NAME:C@center (its centre neuron), *W weights; repeat to sum.",
         ),
     ] = None,
@@ -149,27 +150,7 @@ def visualize_command(
         outputs = [str(p) for p in paths]
     err_console.print(f"{result.summary()} -> {', '.join(map(str, paths))}", highlight=False)
     if json_out:
-        print_json(
-            {
-                "model": model,
-                "outputs": [str(p) for p in paths],
-                "images": [
-                    {"target": t, "objective": v, "output": o}
-                    for t, v, o in zip(result.targets, result.objectives, outputs, strict=True)
-                ],
-                "size": [result.size, result.size],
-                "steps": result.steps,
-                "seconds": round(result.seconds, 3),
-                "gram_similarity": result.similarity,
-                "check": {
-                    "passed": result.checks.passed,
-                    "checks": len(result.checks.reports),
-                    "max_abs_diff": result.checks.max_abs,
-                },
-                "seed": result.seed,
-                "device": result.device,
-            }
-        )
+        print_json(result.to_json(model, [str(p) for p in paths], outputs))
 
 
 visualize_command.__doc__ = (visualize_command.__doc__ or "") + _EXAMPLES

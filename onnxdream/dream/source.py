@@ -109,7 +109,7 @@ def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
         f"{where}choose a layer with {{layer}} for this model (e.g. "
         + ", ".join(repr(n) for n in middle)
         + f"; {hint})",
-        "layer",
+        layer="layers",
     )
 
 

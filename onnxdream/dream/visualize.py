@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +112,28 @@ class VisualizeResult:
             f"{self.steps} steps in {self.seconds:.1f}s on {self.device}; objective {values}{div}; "
             f"check {self.checks.describe()}; seed {self.seed}"
         )
+
+    def to_json(self, model: str, files: Sequence[str], outputs: Sequence[str]) -> dict[str, Any]:
+        """The JSON summary: ``files`` written, and per image its target, objective and output file."""
+        return {
+            "model": model,
+            "outputs": list(files),
+            "images": [
+                {"target": t, "objective": v, "output": o}
+                for t, v, o in zip(self.targets, self.objectives, outputs, strict=True)
+            ],
+            "size": [self.size, self.size],
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "gram_similarity": self.similarity,
+            "check": {
+                "passed": self.checks.passed,
+                "checks": len(self.checks.reports),
+                "max_abs_diff": self.checks.max_abs,
+            },
+            "seed": self.seed,
+            "device": self.device,
+        }
 
 
 def _image_slice(acts: dict[str, Activation], i: int) -> dict[str, Activation]:
@@ -338,7 +361,7 @@ def run(
             "{channels}/{top} take one {layer} NAME without channels (e.g. '_blocks.10')",
             "channels",
             "top",
-            "layer",
+            layer="layers",
         )
     if settings.batch != 1:
         raise OptionError(
