@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+import typer
 from rich.markup import render
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from onnxdream.check import check
 from onnxdream.cli import app
+from onnxdream.commands.command import aliased, flow
 from onnxdream.commands.options import float_list
 from onnxdream.errors import OnnxDreamError, OptionError
 
@@ -166,3 +169,22 @@ def test_option_error_renders_given_names_and_python_spellings():
     exc = OptionError("{top} K needs {image}; pass {trust}", "top", "image", trust="trust=True")
     assert str(exc) == "top K needs image; pass trust=True"
     assert exc.render({"top": "--top", "trust": "--trust"}) == "--top K needs image; pass --trust"
+
+
+def test_flow_joins_paragraph_lines_and_keeps_example_indentation():
+    text = "First line\n    goes on.\n\n      onnxdream layers m.onnx\n\n    Last."
+    assert flow(text) == "First line goes on.\n\n  onnxdream layers m.onnx\n\nLast."
+
+
+def test_an_alias_of_a_missing_or_visible_flag_fails_when_the_app_is_built():
+    def command(name: Annotated[str, typer.Option("--name")] = "") -> None:
+        """A command."""
+
+    for aliases, message in [
+        ({"--old": "--missing"}, "no option --missing"),
+        ({"--name": "--name"}, "visible"),
+    ]:
+        bad = typer.Typer()
+        bad.command("x", cls=aliased(aliases))(command)
+        with pytest.raises(ValueError, match=message):
+            get_command(bad)
