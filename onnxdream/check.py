@@ -19,7 +19,7 @@ import onnx
 import torch
 
 from onnxdream.compare import ATOL, RTOL, compare
-from onnxdream.errors import MismatchError, OnnxDreamError, UnsupportedOpError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, UnsupportedOpError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.random import DEFAULT_SIDE, random_inputs
 from onnxdream.mirror.module import Mirror, Unsupported
@@ -182,10 +182,10 @@ def check(
     from onnxdream.runtime import resolve_device
 
     if ort_opt not in ("all", "none"):
-        raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose 'all' or 'none'")
+        raise OptionError(f"unknown {{ort_opt}} {ort_opt!r}; choose 'all' or 'none'", "ort_opt")
     for name, value in (("atol", atol), ("rtol", rtol)):
         if not (math.isfinite(value) and value >= 0):
-            raise OnnxDreamError(f"--{name} must be a finite number >= 0, got {value}")
+            raise OptionError(f"{{{name}}} must be a finite number >= 0, got {value}", name)
     model = open_model(model)
     index, source = model.index, model.source
     if not index.graph_inputs:
@@ -213,7 +213,9 @@ def check(
     except InputError as exc:
         if inputs is not None:
             raise
-        raise OnnxDreamError(f"{exc}; give an input of the size the model needs (--input)") from None
+        raise OptionError(
+            f"{exc}; give an input of the size the model needs ({{input}})", input="inputs"
+        ) from None
     result = CheckResult(device=used)
     for name, tensor in pairs:
         actual = ours[tensor].detach().cpu()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from onnxdream.commands import check, dream, export, expose, layers, rename, visualize
+from onnxdream.commands.command import Command, aliased
 from onnxdream.commands.common import EXIT_CODES, install_signal_handlers
 
 app = typer.Typer(
@@ -23,13 +24,14 @@ def _root() -> None:
     """onnxdream: layer names that survive ONNX export, and Deep Dream by layer name."""
 
 
-app.command("export")(export.export_command)
-app.command("layers")(layers.layers_command)
-app.command("rename")(rename.rename_command)
-app.command("expose-layers")(expose.expose_layers)
-app.command("check")(check.check_command)
-app.command("dream")(dream.dream_command)
-app.command("visualize")(visualize.visualize_command)
+# Old spellings still parse but are hidden from --help: -m is --model, --all selects every layer.
+app.command("export", cls=Command)(export.export_command)
+app.command("layers", cls=aliased({"--op": "--op-type", "--all": "--constants"}))(layers.layers_command)
+app.command("rename", cls=aliased({"--all": "--overwrite-names"}))(rename.rename_command)
+app.command("expose-layers", cls=aliased({"-m": "--match"}))(expose.expose_layers)
+app.command("check", cls=Command)(check.check_command)
+app.command("dream", cls=aliased({"--channels": "--channel-order"}))(dream.dream_command)
+app.command("visualize", cls=Command)(visualize.visualize_command)
 
 
 def main() -> None:

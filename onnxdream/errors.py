@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -11,6 +11,27 @@ class OnnxDreamError(Exception):
     """Root of all onnxdream errors; the CLI prints its message on one line and exits 2."""
 
     exit_code = 2
+
+
+class OptionError(OnnxDreamError):
+    """A bad option value (or combination); its message names options through ``{name}`` placeholders.
+
+    ``str()`` names each option as the Python API spells it (its keyword, or the spelling given:
+    ``trust_pickle="trust_pickle=True"``); the CLI renders the same message with its flags
+    (``--octave-scale``) through :meth:`render`.
+    """
+
+    def __init__(self, template: str, *options: str, **spellings: str) -> None:
+        self.template = template
+        self.spellings = {option: option for option in options} | spellings
+        super().__init__(self.render({}))
+
+    def render(self, names: Mapping[str, str]) -> str:
+        """The message with each ``{option}`` replaced by ``names[option]`` (the Python spelling if absent)."""
+        text = self.template
+        for option, spelling in self.spellings.items():
+            text = text.replace("{" + option + "}", names.get(option, spelling))
+        return text
 
 
 class BadModelError(OnnxDreamError):

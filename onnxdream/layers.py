@@ -43,11 +43,11 @@ def list_layers(
     model: ModelSpec,
     *,
     op_types: Sequence[str] = (),
-    match: str | None = None,
+    match: str | Sequence[str] = (),
     depth: int | None = None,
     include_constants: bool = False,
 ) -> list[LayerRow]:
-    """Layers in topological order, filtered by op type and glob, optionally collapsed to scopes.
+    """Layers in topological order, filtered by op type and glob(s), optionally collapsed to scopes.
 
     With ``depth``, nodes are grouped by their name's first ``depth`` components; a group's
     outputs are its boundary outputs and its op type is the node's own for a single node,
@@ -85,6 +85,7 @@ def list_layers(
             layer_nodes = index.scopes.get(name, members) if not single else members
             outputs = index.boundary_outputs(layer_nodes)
             rows.append(_row(name, op_type, outputs, types, origins.pop() if len(origins) == 1 else "mixed"))
-    if match:
-        rows = [r for r in rows if fnmatch.fnmatchcase(r.name, match)]
+    globs = [match] if isinstance(match, str) else list(match)
+    if globs:
+        rows = [r for r in rows if any(fnmatch.fnmatchcase(r.name, g) for g in globs)]
     return rows

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from onnxdream.errors import OnnxDreamError, first_line
+from onnxdream.errors import OnnxDreamError, OptionError, first_line
 from onnxdream.io import PROTO_LIMIT, save_model
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -96,9 +96,10 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if cuda_available() else "cpu"
     if device == "cuda" and not cuda_available():
-        raise OnnxDreamError(
+        raise OptionError(
             "device 'cuda' requested but ONNX Runtime's CUDA provider does not load here "
-            "(needs an NVIDIA GPU with onnxruntime-gpu and CUDA libraries); use --device cpu"
+            "(needs an NVIDIA GPU with onnxruntime-gpu and CUDA libraries); use {device} cpu",
+            "device",
         )
     return device
 

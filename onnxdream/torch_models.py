@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from onnxdream import zoo
-from onnxdream.errors import BadModelError, OnnxDreamError, first_line
+from onnxdream.errors import BadModelError, OnnxDreamError, OptionError, first_line
 
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 """``package.module:factory``: a SPEC naming a function that builds the model."""
@@ -35,8 +35,8 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-TRUST_HINT = "--trust-pickle"
-"""How the CLI spells ``trust_pickle=True`` in messages."""
+class UntrustedPickleError(OptionError, BadModelError):
+    """A ``torch.save`` file that would run code when loaded, and ``trust_pickle`` was not given."""
 
 
 def _load_torch_file(path: Path, trust_pickle: bool):
@@ -51,9 +51,10 @@ def _load_torch_file(path: Path, trust_pickle: bool):
         return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
         if not trust_pickle and "weights_only" in str(exc).replace(" ", "_").lower():
-            raise BadModelError(
+            raise UntrustedPickleError(
                 f"{path}: a pickled torch object, which can run code when loaded; if you trust "
-                f"this file, pass {TRUST_HINT} (Python: trust_pickle=True)"
+                "this file, pass {trust_pickle}",
+                trust_pickle="trust_pickle=True",
             ) from None
         raise BadModelError(f"{path}: cannot load a torch model ({first_line(exc)})") from None
     except Exception as exc:

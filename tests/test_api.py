@@ -15,7 +15,7 @@ def test_verbs_stay_callable_after_every_submodule_is_imported() -> None:
             importlib.import_module(info.name)
     for name in onnxdream.__all__:
         value = getattr(onnxdream, name)
-        assert callable(value) and not inspect.ismodule(value) or inspect.isclass(value), name
+        assert (callable(value) and not inspect.ismodule(value)) or inspect.isclass(value), name
 
 
 def test_every_verb_takes_a_model_spec_first() -> None:

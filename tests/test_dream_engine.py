@@ -121,12 +121,12 @@ def test_gradient_normalisation():
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ({"steps": 0}, r"--steps must be at least 1"),
-        ({"lr": 0}, r"--lr must be positive"),
+        ({"steps": 0}, r"^steps must be at least 1, got 0$"),
+        ({"lr": 0}, r"^lr must be positive, got 0$"),
         ({"grad_norm": "max"}, r"unknown gradient normalisation 'max'"),
-        ({"on_mismatch": "ignore"}, r"--on-mismatch must be 'error' or 'warn'"),
-        ({"octaves": 0}, r"--octaves must be at least 1"),
-        ({"octave_scale": 1.0}, r"--octave-scale must be greater than 1"),
+        ({"on_mismatch": "ignore"}, r"^on_mismatch must be 'error' or 'warn', got 'ignore'$"),
+        ({"octaves": 0}, r"^octaves must be at least 1, got 0$"),
+        ({"octave_scale": 1.0}, r"^octave_scale must be greater than 1, got 1.0$"),
     ],
     ids=["steps", "lr", "grad-norm", "on-mismatch", "octaves", "octave-scale"],
 )

@@ -133,11 +133,11 @@ def test_transforms_identity_and_shapes():
     [
         ({"param": "wavelet"}, r"unknown parameterisation 'wavelet'; choose one of pixels, fft"),
         ({"optimizer": "sgd"}, r"unknown optimizer 'sgd'; choose one of ascent, adam"),
-        ({"scale": 0.9}, r"--scale must be between 0 and 0.5"),
-        ({"rotate": -1.0}, r"--rotate must be between 0 and 45 degrees"),
-        ({"pad": -2}, r"--pad must be 0 or more"),
-        ({"jitter": -1}, r"--jitter must be 0 or more"),
-        ({"lr": -0.1}, r"--lr must be positive"),
+        ({"scale": 0.9}, r"^scale must be between 0 and 0.5, got 0.9$"),
+        ({"rotate": -1.0}, r"^rotate must be between 0 and 45 degrees, got -1.0$"),
+        ({"pad": -2}, r"^pad must be 0 or more, got -2$"),
+        ({"jitter": -1}, r"^jitter must be 0 or more, got -1$"),
+        ({"lr": -0.1}, r"^lr must be positive, got -0.1$"),
     ],
     ids=["param", "optimizer", "scale", "rotate", "pad", "jitter", "lr"],
 )

@@ -255,7 +255,7 @@ def test_dream_model_file_is_an_input(d: Path) -> None:
 def test_in_place_is_allowed_and_repeatable_with_external_data(d: Path) -> None:
     for _ in range(2):
         ok(["expose-layers", "ext/m.onnx", "ext/m.onnx", "-l", "r", "--in-place"])  # tensor r stays
-        ok(["rename", "ext/m.onnx", "--in-place", "--all"])
+        ok(["rename", "ext/m.onnx", "--in-place", "--overwrite-names"])
     # The in-place output keeps its data in ext/m.onnx.data; the old m.data is left as it was.
     expected = _ort_outputs(small_external_model())["y"]
     np.testing.assert_array_equal(_ort_outputs(d / "ext" / "m.onnx")["y"], expected)
@@ -275,7 +275,7 @@ def _ort_outputs(model: Path | onnx.ModelProto) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("command", ["rename", "expose-layers"])
 def test_outputs_of_external_data_models_load_in_ort(d: Path, command: str, monkeypatch) -> None:
-    extra = ["--all"] if command == "rename" else ["-l", "act"]
+    extra = ["--overwrite-names"] if command == "rename" else ["-l", "act"]
     ok([command, "ext/m.onnx", "out/r.onnx", *extra])
     written = onnx.load(str(d / "out" / "r.onnx"), load_external_data=False)
     inline = {t.name for t in written.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL}

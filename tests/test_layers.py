@@ -30,7 +30,7 @@ def test_depth_two_shows_the_familiar_torch_names(builtin_exports: dict[str, Pat
 
 
 def test_json_rows_have_the_documented_keys(builtin_exports: dict[str, Path]) -> None:
-    result = runner.invoke(app, ["layers", str(builtin_exports["dynamo"]), "--op", "Conv", "--json"])
+    result = runner.invoke(app, ["layers", str(builtin_exports["dynamo"]), "--op-type", "Conv", "--json"])
     rows = json.loads(result.stdout)
     assert len(rows) == 49
     assert {"name", "op_type", "outputs", "shapes", "origin"} <= set(rows[0])

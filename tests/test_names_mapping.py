@@ -29,7 +29,7 @@ def test_things_that_match_nothing_warn() -> None:
     changed, warnings = apply_explicit(NAMES, ORIGINALS, explicit)
     assert changed == {}
     assert warnings == [
-        "--strip-prefix 'backbone.' matches no node name",
+        "prefix 'backbone.' to strip matches no node name",
         "rule '^zzz=>y' matches no node name",
     ]
 

@@ -95,7 +95,7 @@ BAD = [
     ),
     (["--rule", "[=>x"], "rule '[=>x': bad regular expression"),
     (["--undo"], "no renames recorded"),
-    (["--undo", "--all"], "--undo restores recorded names"),
+    (["--undo", "--overwrite-names"], "--undo restores recorded names"),
 ]
 
 

@@ -301,7 +301,7 @@ def test_every_light_zoo_model(zoo, name):
 def test_size_that_does_not_fit_the_graph(zoo):
     dreamer = open_dreamer(zoo("shufflenet"), "cpu")
     with pytest.raises(
-        OnnxDreamError, match=r"--size 96 does not fit the graph up to .*try the size the model"
+        OnnxDreamError, match=r"size 96 does not fit the graph up to .*try the size the model"
     ):
         visualize_batch(dreamer, [[parse_spec(_middle_conv(dreamer))]], VisualizeOptions(size=96, steps=1))
 

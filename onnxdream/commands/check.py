@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from onnxdream.check import CheckResult, check
-from onnxdream.commands.common import MaxPixelsOption, guarded, out_console, print_json
+from onnxdream.commands.common import guarded, out_console, print_json
+from onnxdream.commands.options import (
+    CompareOrtOptOption,
+    DeviceOption,
+    JsonOption,
+    MatchOption,
+    MaxPixelsOption,
+)
 from onnxdream.inputs.feeds import load_input
 from onnxdream.inputs.images import MAX_PIXELS
 from onnxdream.model import open_model
@@ -58,15 +65,16 @@ def check_command(
         Path | None,
         typer.Option("--input", help="An image or a .npy array (default: seeded random of the input shape)."),
     ] = None,
-    layer: Annotated[list[str], typer.Option("--layer", help="A layer to compare (repeatable).")] = [],  # noqa: B006
-    match: Annotated[list[str], typer.Option("--match", help="Layers matching a glob (repeatable).")] = [],  # noqa: B006
+    layer: Annotated[
+        list[str] | None,
+        typer.Option("--layer", "-l", metavar="NAME", help="A layer to compare (repeatable)."),
+    ] = None,
+    match: MatchOption = None,
     atol: Annotated[float, typer.Option(help="Absolute tolerance, times max(1, max|reference|).")] = 1e-4,
     rtol: Annotated[float, typer.Option(help="Relative tolerance.")] = 1e-3,
-    device: Annotated[str, typer.Option(help="ONNX Runtime device: auto, cpu or cuda.")] = "auto",
-    ort_opt: Annotated[
-        str, typer.Option("--ort-opt", help="ONNX Runtime graph optimisations: none (default) or all.")
-    ] = "none",
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    device: DeviceOption = "auto",
+    ort_opt: CompareOrtOptOption = "none",
+    json_output: JsonOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
@@ -91,8 +99,8 @@ def check_command(
     result = check(
         opened,
         feeds,
-        layers=layer,
-        match=match,
+        layers=layer or (),
+        match=match or (),
         atol=atol,
         rtol=rtol,
         device=device,

@@ -12,12 +12,13 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from onnxdream.errors import OnnxDreamError, first_line
+from onnxdream.commands.command import render_error
+from onnxdream.errors import OnnxDreamError, OptionError, first_line
 
 err_console = Console(stderr=True, soft_wrap=True)
 """Logs, tables meant for people and progress go to stderr when ``--json`` owns stdout."""
@@ -83,7 +84,8 @@ def _internal_error(exc: BaseException) -> None:
 def guarded(func: F) -> F:
     """The one error contract of every command.
 
-    ``OnnxDreamError``: its message on one line and its exit code (2, or 1 for a mismatch);
+    ``OnnxDreamError``: its message on one line (options named by their flags) and its exit code
+    (2, or 1 for a mismatch);
     an ``OSError`` about a file: that file and the reason, exit 2; a signal (Ctrl-C, or SIGTERM
     and SIGHUP once :func:`install_signal_handlers` ran): one line, exit 128+N;
     anything else is a bug: one ``internal error:`` line, exit 3, never a raw traceback.
@@ -103,7 +105,8 @@ def guarded(func: F) -> F:
             )
             raise typer.Exit(128 + signum) from None
         except OnnxDreamError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            text = render_error(exc) if isinstance(exc, OptionError) else str(exc)
+            err_console.print(f"[bold red]error:[/] {text}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
             if exc.filename is None:
@@ -122,34 +125,6 @@ def print_json(value: Any) -> None:
     """Print exactly one JSON document on stdout."""
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
     sys.stdout.flush()
-
-
-# Shared by every command that runs a model (values mirror onnxdream.runtime.DEVICES/OPTIMIZATIONS;
-# kept literal so that importing the CLI does not import onnxruntime).
-DeviceOption = Annotated[
-    Literal["auto", "cpu", "cuda"],
-    typer.Option(
-        "--device",
-        help="Where ONNX Runtime runs: auto (CUDA when its provider really loads, else CPU), cpu, cuda.",
-    ),
-]
-OrtOptOption = Annotated[
-    Literal["all", "extended", "basic", "none"],
-    typer.Option(
-        "--ort-opt",
-        help="ONNX Runtime graph optimisation level; 'none' computes every intermediate as in the graph.",
-    ),
-]
-
-
-MaxPixelsOption = Annotated[
-    int,
-    typer.Option(
-        "--max-pixels",
-        min=0,
-        help="Refuse input images of more pixels than this (decompression bombs); 0 lifts the limit.",
-    ),
-]
 
 
 def warn(message: str) -> None:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from PIL import Image
 
-from onnxdream.commands.common import MaxPixelsOption, err_console, guarded, print_json, spec_files, warn
+from onnxdream.commands.common import err_console, guarded, print_json, spec_files, warn
+from onnxdream.commands.options import (
+    ChannelOrderOption,
+    DeviceOption,
+    JsonOption,
+    MatchOption,
+    MaxPixelsOption,
+    MeanOption,
+    ModelOption,
+    QuietOption,
+    RangeOption,
+    StdOption,
+    float_list,
+)
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import MAX_PIXELS
+
+if TYPE_CHECKING:
+    from onnxdream.dream.engine import DreamResult
 
 _EXAMPLES = """
 
@@ -20,7 +35,7 @@ Examples:
 
   onnxdream dream photo.jpg out.png --layer _blocks.8 --octaves 4 --steps 10
 
-  onnxdream dream photo.jpg out.png --param pixels --no-decorrelate --optimizer ascent --scale 0 --rotate 0
+  onnxdream dream photo.jpg out.png --param pixels --optimizer ascent --no-decorrelate
 
   onnxdream dream photo.jpg out.png --layer "_blocks.8*1" --layer "_blocks.11:17*0.5"
 
@@ -34,30 +49,18 @@ Examples:
 """
 
 
-def _floats(text: str | None, option: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise OnnxDreamError(f"{option} takes comma-separated numbers, got {text!r}") from None
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 def _check_paths(
     image: str | None, out: str, guide: Path | None, model: str | None, frames: int | None, folder: bool
 ) -> None:
     """Refuse, before any work, outputs that would replace an input (image, guide, model files)."""
     from onnxdream.dream.animate import frame_paths
+    from onnxdream.dream.batch import folder_outputs
     from onnxdream.paths import check_writes
 
     reads: list[Path] = ([guide] if guide is not None else []) + spec_files(model)
     if folder:
-        sources = _images_in(Path(image))  # type: ignore[arg-type]
-        check_writes(reads + sources, [_out_name(s, Path(out)) for s in sources])
+        outputs = folder_outputs(image, out)  # type: ignore[arg-type]
+        check_writes(reads + list(outputs), list(outputs.values()))
         return
     if image is not None:
         reads.append(Path(image))
@@ -68,24 +71,16 @@ def _check_paths(
         check_writes(reads, [out])
 
 
-def _out_name(source: Path, out_dir: Path) -> Path:
-    from onnxdream.inputs.images import FORMATS
-
-    suffix = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
-    return out_dir / f"{source.stem}{suffix}"
-
-
 @guarded
 def dream_command(
     image: str = typer.Argument(None, help="Input image or folder (with --demo: the output path)."),
     out: str = typer.Argument(
         None, help="Output image (.png/.jpg/.webp/.tif; .gif with --frames) or folder."
     ),
-    model: str = typer.Option(
-        None, "--model", "-m", help="ONNX file or zoo:NAME (default: zoo:efficientnet-lite0)."
-    ),
+    model: ModelOption = None,
     layer: Annotated[
-        list[str] | None, typer.Option("--layer", "-l", help="NAME, NAME:C1,C2, NAME*W (repeatable).")
+        list[str] | None,
+        typer.Option("--layer", "-l", metavar="SPEC", help="NAME, NAME:C1,C2, NAME*W (repeatable)."),
     ] = None,
     demo: bool = typer.Option(False, "--demo", help="Dream on a built-in generated image."),
     loss: str = typer.Option("l2", help="l2 (mean of squares) or mean."),
@@ -96,7 +91,7 @@ def dream_command(
     octave_scale: float = typer.Option(1.4, help="Size ratio between octaves."),
     steps: int = typer.Option(10, help="Gradient steps per octave."),
     lr: float = typer.Option(
-        None, help="Step size: Adam's lr [default 0.03]; ascent: mean pixel change per step [default 0.01]."
+        None, help="Step size: Adam's lr (default 0.03); ascent: mean pixel change per step (default 0.01)."
     ),
     grad_norm: str = typer.Option(
         "mean", help="Gradient normalisation: mean (|g|) or lap (Laplacian pyramid)."
@@ -115,30 +110,33 @@ def dream_command(
     tile: int = typer.Option(None, help="Compute gradients in tiles of this size (bounded memory)."),
     seed: int = typer.Option(0, help="Random seed, 0 to 2**32-1 (same seed, same output on the CPU)."),
     max_size: int = typer.Option(None, help="Shrink the input so its longer side is at most this."),
-    mean: str = typer.Option(None, help="Override the model's mean, e.g. 0.485,0.456,0.406."),
-    std: str = typer.Option(None, help="Override the model's std, e.g. 0.229,0.224,0.225."),
-    value_range: str = typer.Option(None, "--range", help="Override the model's input range, e.g. 0,255."),
-    channels: str = typer.Option(None, help="Override the model's channel order: RGB or BGR."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda (torch mirror and ONNX Runtime)."),
+    mean: MeanOption = None,
+    std: StdOption = None,
+    value_range: RangeOption = None,
+    channel_order: ChannelOrderOption = None,
+    device: DeviceOption = "auto",
     check: bool = typer.Option(True, "--check/--no-check", help="Forward checks by ONNX Runtime."),
-    check_every: int = typer.Option(None, help="Also check every N steps [default: once per octave]."),
+    check_every: int = typer.Option(None, help="Also check every N steps (default: once per octave)."),
     on_mismatch: str = typer.Option("error", help="error (exit 1) or warn."),
     frames: int = typer.Option(None, help="Zoom animation: number of frames (writes frames and a GIF)."),
     zoom: float = typer.Option(1.05, help="Zoom factor between animation frames."),
     atlas: bool = typer.Option(False, "--atlas", help="One dream per layer, as a labelled grid."),
-    match: str = typer.Option(None, help="Atlas: glob over layer names, e.g. '_blocks.*'."),
+    match: MatchOption = None,
     depth: int = typer.Option(None, help="Atlas: use scopes of this many name components."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
-    """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0)."""
+    """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0).
+
+    --atlas dreams each layer that --match and --depth choose, and lays the dreams out as a grid.
+    """
     from onnxdream.dream.animate import animate, save_animation
     from onnxdream.dream.api import as_array, layer_specs
-    from onnxdream.dream.atlas import atlas_layers, make_grid
+    from onnxdream.dream.atlas import atlas_layers
+    from onnxdream.dream.batch import dream_atlas, dream_folder, summary
     from onnxdream.dream.demo import demo_image
     from onnxdream.dream.engine import DreamOptions
-    from onnxdream.dream.objectives import parse_spec
     from onnxdream.dream.source import open_dreamer
     from onnxdream.inputs.images import output_format, save_image
 
@@ -149,19 +147,15 @@ def dream_command(
             raise OnnxDreamError("--demo takes only the output path (it makes its own input image)")
     if out is None:
         raise OnnxDreamError("give an input IMAGE (or --demo) and an OUT path")
-    if sum([frames is not None, atlas, image is not None and Path(image).is_dir()]) > 1:
-        raise OnnxDreamError("--frames, --atlas and a folder input cannot be combined")
     folder = image is not None and Path(image).is_dir()
+    if sum([frames is not None, atlas, folder]) > 1:
+        raise OnnxDreamError("--frames, --atlas and a folder input cannot be combined")
+    if atlas and not match and depth is None:
+        raise OnnxDreamError("--atlas needs --match GLOB or --depth N to choose the layers")
     if not folder and not frames:
         output_format(out)
     if not 0 <= seed < 2**32:
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
-    if folder:
-        out_dir = Path(out)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OnnxDreamError(f"{out_dir}: input is a folder, so OUT must be a folder too")
-        if out_dir.resolve() == Path(image).resolve():
-            raise OnnxDreamError(f"{out_dir}: refusing to write into the input folder")
     _check_paths(image, out, guide, model, frames, folder)
 
     # The built-in model is exported on first use (several seconds), then read from the cache.
@@ -169,10 +163,10 @@ def dream_command(
         dreamer = open_dreamer(
             model,
             device,
-            _floats(mean, "--mean"),
-            _floats(std, "--std"),
-            _floats(value_range, "--range"),
-            channels,
+            float_list(mean, "--mean"),
+            float_list(std, "--std"),
+            float_list(value_range, "--range"),
+            channel_order,
         )
     options = DreamOptions(
         loss=loss,
@@ -198,76 +192,41 @@ def dream_command(
     )
     summaries: list[dict] = []
 
-    def report(result, target: Path | str) -> None:
+    def report(result: DreamResult, target: Path | str) -> None:
         for warning in result.warnings:
             warn(warning)
         err_console.print(f"{result.summary()} -> {target}", highlight=False)
-        summaries.append(
-            {
-                "output": str(target),
-                "layers": result.layers,
-                "size": list(result.sizes[-1][::-1]),
-                "octaves": len(result.sizes),
-                "steps": result.steps,
-                "seconds": round(result.seconds, 3),
-                "objective_before": result.objective_before,
-                "objective_after": result.objective_after,
-                "check": {
-                    "passed": result.checks.passed,
-                    "checks": len(result.checks.reports),
-                    "max_abs_diff": result.checks.max_abs,
-                },
-                "seed": result.seed,
-                "device": result.device,
-            }
-        )
+        summaries.append(summary(result, target))
+
+    def skip(message: str) -> None:
+        warn(f"skipping {message}")
 
     if folder:
-        out_dir = Path(out)
         specs = layer_specs(dreamer, layer, model)
-        done = 0
-        dreamer.net.validate([s.layer for s in specs])  # a bad layer fails once, before any image
-        for source in _images_in(Path(image)):
-            try:
-                pixels = as_array(source, max_size, max_pixels)
-                picture, result = dreamer.run(pixels, specs, options)
-            except OnnxDreamError as exc:
-                if exc.exit_code != 2:
-                    raise
-                text = str(exc) if str(exc).startswith(str(source)) else f"{source}: {exc}"
-                warn(f"skipping {text}")
-                continue
-            target = save_image(picture, _out_name(source, out_dir))
-            report(result, target)
-            done += 1
-        if done == 0:
-            raise OnnxDreamError(f"{image}: no image in the folder could be dreamed")
+        dream_folder(
+            dreamer,
+            image,
+            out,
+            specs,
+            options,
+            max_size=max_size,
+            max_pixels=max_pixels,
+            on_result=report,
+            on_skip=skip,
+        )
     else:
         pixels = demo_image(seed=seed) if image is None else as_array(image, max_size, max_pixels)
         if max_size is not None and image is None:
             pixels = as_array(pixels, max_size)
         if atlas:
             names = atlas_layers(dreamer.layer_names(), match, depth)
-            cells, labels = [], []
-            for name in names:
-                try:
-                    picture, result = dreamer.run(pixels, [parse_spec(name, lambda _n: True)], options)
-                except OnnxDreamError as exc:
-                    if exc.exit_code != 2:
-                        raise
-                    warn(f"skipping layer {name!r}: {exc}")
-                    continue
-                cells.append(picture)
-                labels.append(name)
-                report(result, f"atlas cell {name}")
-            target = save_image(make_grid(cells, labels), out)
-            err_console.print(f"atlas of {len(cells)} layers -> {target}", highlight=False)
+            target, cells = dream_atlas(dreamer, pixels, names, options, out, on_result=report, on_skip=skip)
+            err_console.print(f"atlas of {cells} layers -> {target}", highlight=False)
         elif frames is not None:
-            specs = layer_specs(dreamer, layer, model)
-            pictures: list[Image.Image] = animate(
+            pictures = animate(
                 dreamer,
                 pixels,
-                specs,
+                layer_specs(dreamer, layer, model),
                 options,
                 frames,
                 zoom,
@@ -278,8 +237,7 @@ def dream_command(
                 f"{len(paths)} frames -> {paths[0].parent}, animation -> {gif}", highlight=False
             )
         else:
-            specs = layer_specs(dreamer, layer, model)
-            picture, result = dreamer.run(pixels, specs, options)
+            picture, result = dreamer.run(pixels, layer_specs(dreamer, layer, model), options)
             report(result, save_image(picture, out))
     if json_out:
         print_json(summaries[0] if len(summaries) == 1 and not folder and not atlas else summaries)

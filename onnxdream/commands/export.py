@@ -8,19 +8,11 @@ from typing import Annotated
 import typer
 
 from onnxdream.commands.common import err_console, guarded, print_json
+from onnxdream.commands.options import JsonOption, MeanOption, StdOption, float_list
 from onnxdream.errors import OnnxDreamError
 from onnxdream.export import export_model, require_match
 from onnxdream.io import check_model, data_path, save_model
 from onnxdream.paths import check_writes
-
-
-def _floats(text: str | None, what: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise OnnxDreamError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
 def _shape(text: str) -> list[int]:
@@ -43,17 +35,15 @@ def export_command(
     dynamic_batch: Annotated[bool, typer.Option(help="Make the batch dimension dynamic.")] = False,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (exporter default if omitted).")] = None,
     legacy: Annotated[bool, typer.Option(help="Use the TorchScript exporter (dynamo=False).")] = False,
-    mean: Annotated[
-        str | None, typer.Option(help="Preprocessing mean per channel, e.g. 0.485,0.456,0.406.")
-    ] = None,
-    std: Annotated[str | None, typer.Option(help="Preprocessing std per channel.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    mean: MeanOption = None,
+    std: StdOption = None,
+    json_output: JsonOption = False,
     trust_pickle: Annotated[
         bool,
         typer.Option(
             "--trust-pickle",
-            help="Allow a torch.save(model) file: loading it runs code from the file. "
-            "Without it only TorchScript, weights-only files and pkg.mod:factory load.",
+            help="Allow a torch.save(model) file: loading it runs code from the file "
+            "(without it only TorchScript, weights-only files and pkg.mod:factory load).",
         ),
     ] = False,
 ) -> None:
@@ -81,8 +71,8 @@ def export_command(
             opset=opset,
             input_shape=_shape(input_shape),
             dynamic_batch=dynamic_batch,
-            mean=_floats(mean, "--mean"),
-            std=_floats(std, "--std"),
+            mean=float_list(mean, "--mean"),
+            std=float_list(std, "--std"),
             trust_pickle=trust_pickle,
         )
     check_model(result.model)

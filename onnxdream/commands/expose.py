@@ -10,15 +10,14 @@ import onnx
 import typer
 from rich.table import Table
 
-from onnxdream.commands.common import (
+from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
+from onnxdream.commands.options import (
     DeviceOption,
+    JsonOption,
+    MatchOption,
     MaxPixelsOption,
+    OpTypeOption,
     OrtOptOption,
-    err_console,
-    guarded,
-    out_console,
-    print_json,
-    warn,
 )
 from onnxdream.inputs.images import MAX_PIXELS
 from onnxdream.shapes import value_type
@@ -56,21 +55,22 @@ def expose_layers(
     output: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="Model to write (atomically).")],
     layer: Annotated[
         list[str] | None,
-        typer.Option("--layer", "-l", help="Node name, scope (exposes its boundary outputs) or tensor name."),
+        typer.Option(
+            "--layer",
+            "-l",
+            metavar="NAME",
+            help="Node name, scope (exposes its boundary outputs) or tensor name.",
+        ),
     ] = None,
-    match: Annotated[
-        list[str] | None, typer.Option("--match", "-m", help="Shell glob over layer names, e.g. '_blocks.*'.")
-    ] = None,
-    op_type: Annotated[
-        list[str] | None, typer.Option("--op-type", help="Expose every node of this op type, e.g. Conv.")
-    ] = None,
+    match: MatchOption = None,
+    op_type: OpTypeOption = None,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", "-x", help="Shell glob of layer names to leave out.")
     ] = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Expose every node output that is not a constant.")
     ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table.")] = False,
+    json_: JsonOption = False,
     in_place: Annotated[bool, typer.Option("--in-place", help="Allow OUT to be the input file.")] = False,
     run: Annotated[
         Path | None,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import guarded, out_console, print_json
+from onnxdream.commands.options import JsonOption, MatchOption, OpTypeOption
 from onnxdream.layers import list_layers
 from onnxdream.model import open_model
 from onnxdream.shapes import TensorType
@@ -17,15 +18,13 @@ from onnxdream.shapes import TensorType
 @guarded
 def layers_command(
     model: Annotated[Path, typer.Argument(help="ONNX model file.")],
-    op: Annotated[list[str], typer.Option("--op", help="Only nodes of this op type (repeatable).")] = [],  # noqa: B006
-    match: Annotated[
-        str | None, typer.Option(help="Only names matching this glob, e.g. '_blocks.*'.")
-    ] = None,
+    op_type: OpTypeOption = None,
+    match: MatchOption = None,
     depth: Annotated[
         int | None, typer.Option(min=1, help="Collapse names into scopes of this many components.")
     ] = None,
-    all_nodes: Annotated[bool, typer.Option("--all", help="Include constant-only nodes.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array on stdout.")] = False,
+    constants: Annotated[bool, typer.Option("--constants", help="Include constant-only nodes.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """List the layers of MODEL: name, op type, outputs with dtype and shape, origin of the name.
 
@@ -33,16 +32,16 @@ def layers_command(
 
       onnxdream layers model.onnx --depth 2
 
-      onnxdream layers model.onnx --op Conv --match '_blocks.8*'
+      onnxdream layers model.onnx --op-type Conv --match '_blocks.8*'
 
       onnxdream layers model.onnx --json > layers.json
     """
     rows = list_layers(
         open_model(model, weights=False),
-        op_types=op,
-        match=match,
+        op_types=op_type or (),
+        match=match or (),
         depth=depth,
-        include_constants=all_nodes,
+        include_constants=constants,
     )
     if json_output:
         print_json([row.as_json() for row in rows])

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, spec_files, warn
+from onnxdream.commands.options import JsonOption
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import data_path, save_model, staged
 from onnxdream.model import Model, open_model
@@ -58,7 +59,7 @@ def rename_command(
         str | None, typer.Option("--strip-prefix", help="Remove this prefix from names (e.g. '0.').")
     ] = None,
     rename_all: Annotated[
-        bool, typer.Option("--all", help="Rename every node, not only lost names.")
+        bool, typer.Option("--overwrite-names", help="Rename every node, not only those with lost names.")
     ] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write per-node {old, new, origin} as JSON.")
@@ -75,7 +76,7 @@ def rename_command(
     min_score: Annotated[
         float, typer.Option("--min-score", min=0.0, max=1.0, help="Weakest reference match accepted.")
     ] = 0.5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document.")] = False,
+    as_json: JsonOption = False,
     trust_pickle: Annotated[
         bool,
         typer.Option(

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from onnxdream.commands.common import err_console, guarded, print_json, spec_files, warn
-from onnxdream.commands.dream import _floats
+from onnxdream.commands.options import (
+    ChannelOrderOption,
+    DeviceOption,
+    JsonOption,
+    MeanOption,
+    QuietOption,
+    RangeOption,
+    StdOption,
+    float_list,
+)
 
 _EXAMPLES = """
 
@@ -41,6 +50,7 @@ def visualize_command(
         typer.Option(
             "--layer",
             "-l",
+            metavar="SPEC",
             help="NAME (whole layer), NAME:C (channel), NAME:C@center (its centre neuron), *W weights; repeat to sum.",
         ),
     ] = None,
@@ -65,17 +75,17 @@ def visualize_command(
     rotate: float = typer.Option(10.0, help="Random rotation per step within +- this many degrees."),
     jitter: int = typer.Option(8, help="Random roll per step in pixels."),
     seed: int = typer.Option(0, help="Random seed (same seed, same output on the CPU)."),
-    mean: str = typer.Option(None, help="Override the model's mean, e.g. 0.485,0.456,0.406."),
-    std: str = typer.Option(None, help="Override the model's std, e.g. 0.229,0.224,0.225."),
-    value_range: str = typer.Option(None, "--range", help="Override the model's input range, e.g. 0,255."),
-    channel_order: str = typer.Option(None, help="Override the model's channel order: RGB or BGR."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda (torch mirror and ONNX Runtime)."),
+    mean: MeanOption = None,
+    std: StdOption = None,
+    value_range: RangeOption = None,
+    channel_order: ChannelOrderOption = None,
+    device: DeviceOption = "auto",
     check: bool = typer.Option(
         True, "--check/--no-check", help="Forward check of the final images by ONNX Runtime."
     ),
     on_mismatch: str = typer.Option("error", help="error (exit 1) or warn."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
     from onnxdream.dream.api import layer_specs
@@ -97,9 +107,9 @@ def visualize_command(
         dreamer = open_dreamer(
             model,
             device,
-            _floats(mean, "--mean"),
-            _floats(std, "--std"),
-            _floats(value_range, "--range"),
+            float_list(mean, "--mean"),
+            float_list(std, "--std"),
+            float_list(value_range, "--range"),
             channel_order,
         )
     images, result = run(
@@ -140,27 +150,7 @@ def visualize_command(
         outputs = [str(p) for p in paths]
     err_console.print(f"{result.summary()} -> {', '.join(map(str, paths))}", highlight=False)
     if json_out:
-        print_json(
-            {
-                "model": model,
-                "outputs": [str(p) for p in paths],
-                "images": [
-                    {"target": t, "objective": v, "output": o}
-                    for t, v, o in zip(result.targets, result.objectives, outputs, strict=True)
-                ],
-                "size": [result.size, result.size],
-                "steps": result.steps,
-                "seconds": round(result.seconds, 3),
-                "gram_similarity": result.similarity,
-                "check": {
-                    "passed": result.checks.passed,
-                    "checks": len(result.checks.reports),
-                    "max_abs_diff": result.checks.max_abs,
-                },
-                "seed": result.seed,
-                "device": result.device,
-            }
-        )
+        print_json(result.to_json(model, [str(p) for p in paths], outputs))
 
 
 visualize_command.__doc__ = (visualize_command.__doc__ or "") + _EXAMPLES

@@ -12,7 +12,7 @@ from PIL import Image
 
 from onnxdream.dream.engine import Dreamer, DreamOptions, DreamResult
 from onnxdream.dream.objectives import LayerSpec
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.inputs.images import FORMATS, from_pil, resize_array, save_image
 from onnxdream.io import atomic_path
 
@@ -44,9 +44,9 @@ def animate(
         OnnxDreamError: fewer than one frame or a zoom below 1.
     """
     if frames < 1:
-        raise OnnxDreamError(f"--frames must be at least 1, got {frames}")
+        raise OptionError(f"{{frames}} must be at least 1, got {frames}", "frames")
     if not zoom >= 1.0:
-        raise OnnxDreamError(f"--zoom must be 1 or more, got {zoom}")
+        raise OptionError(f"{{zoom}} must be 1 or more, got {zoom}", "zoom")
     out: list[Image.Image] = []
     current = image
     for i in range(frames):

@@ -8,28 +8,32 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.graph import scope_at_depth
 
 LABEL_PAD = 4
 FONT_SIZE = 14
 
 
-def atlas_layers(names: Sequence[str], match: str | None = None, depth: int | None = None) -> list[str]:
-    """Layer names for an atlas: collapsed to ``depth`` components, then filtered by the glob ``match``.
+def atlas_layers(
+    names: Sequence[str], match: str | Sequence[str] | None = None, depth: int | None = None
+) -> list[str]:
+    """Layer names for an atlas: collapsed to ``depth`` components, then filtered by the glob(s) ``match``.
 
     Raises:
-        OnnxDreamError: neither ``match`` nor ``depth`` given, a bad depth, or nothing matches.
+        OptionError: neither ``match`` nor ``depth`` given, or a bad depth.
+        OnnxDreamError: nothing matches.
     """
-    if match is None and depth is None:
-        raise OnnxDreamError("--atlas needs --match GLOB or --depth N to choose the layers")
+    globs = [match] if isinstance(match, str) else list(match or ())
+    if not globs and depth is None:
+        raise OptionError("an atlas needs {match} (a glob) or {depth} to choose the layers", "match", "depth")
     if depth is not None and depth < 1:
-        raise OnnxDreamError(f"--depth must be at least 1, got {depth}")
+        raise OptionError(f"{{depth}} must be at least 1, got {depth}", "depth")
     chosen = list(dict.fromkeys(scope_at_depth(n, depth) for n in names)) if depth else list(names)
-    if match is not None:
-        chosen = [n for n in chosen if fnmatch.fnmatchcase(n, match)]
+    if globs:
+        chosen = [n for n in chosen if any(fnmatch.fnmatchcase(n, g) for g in globs)]
     if not chosen:
-        what = f"match {match!r}" if match is not None else f"exist at depth {depth}"
+        what = f"match {' or '.join(map(repr, globs))}" if globs else f"exist at depth {depth}"
         raise OnnxDreamError(f"no layer names {what}")
     return chosen
 

@@ -11,7 +11,7 @@ import torch
 from onnxdream.dream.activations import as_tensors
 from onnxdream.dream.engine import Dreamer
 from onnxdream.dream.objectives import LayerSpec
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 
 _PART = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -26,11 +26,13 @@ def parse_channels(text: str) -> list[int]:
     for part in text.replace(" ", "").split(","):
         found = _PART.match(part)
         if found is None:
-            raise OnnxDreamError(f"--channels {text!r}: {part!r} is not a channel or a range like '0-15'")
+            raise OptionError(
+                f"{{channels}} {text!r}: {part!r} is not a channel or a range like '0-15'", "channels"
+            )
         first = int(found.group(1))
         last = int(found.group(2)) if found.group(2) is not None else first
         if last < first:
-            raise OnnxDreamError(f"--channels {text!r}: range {part!r} goes down")
+            raise OptionError(f"{{channels}} {text!r}: range {part!r} goes down", "channels")
         chosen.extend(range(first, last + 1))
     return list(dict.fromkeys(chosen))
 
@@ -70,12 +72,12 @@ def top_channels(dreamer: Dreamer, spec: LayerSpec, image: np.ndarray, k: int) -
         OnnxDreamError: ``k`` below 1, or a layer without a single channel dimension.
     """
     if k < 1:
-        raise OnnxDreamError(f"--top must be at least 1, got {k}")
+        raise OptionError(f"{{top}} must be at least 1, got {k}", "top")
     pixels = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     with torch.no_grad():
         acts = dreamer.net(dreamer.preprocess.to_model(pixels.to(dreamer.device)), [spec.layer])
     tensors = as_tensors(acts[spec.layer])
     if len(tensors) != 1 or tensors[0].dim() < 2:
-        raise OnnxDreamError(f"layer {spec.layer!r} has no single channel dimension for --top")
+        raise OptionError(f"layer {spec.layer!r} has no single channel dimension for {{top}}", "top")
     means = tensors[0][0].flatten(1).mean(dim=1)
     return [int(c) for c in torch.topk(means, min(k, means.numel())).indices]

@@ -21,7 +21,7 @@ from onnxdream.dream.progress import ProgressBar
 from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import Gradient, compute_gradient, objective_value
 from onnxdream.dream.transforms import Transforms
-from onnxdream.errors import MismatchError, OnnxDreamError
+from onnxdream.errors import MismatchError, OnnxDreamError, OptionError
 from onnxdream.inputs.images import fit_size, resize_array, to_pil
 from onnxdream.inputs.normalize import Preprocess
 from onnxdream.sizes import required_multiple
@@ -65,14 +65,16 @@ class DreamOptions:
                 f"unknown gradient normalisation {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
             )
         if self.on_mismatch not in ("error", "warn"):
-            raise OnnxDreamError(f"--on-mismatch must be 'error' or 'warn', got {self.on_mismatch!r}")
+            raise OptionError(
+                f"{{on_mismatch}} must be 'error' or 'warn', got {self.on_mismatch!r}", "on_mismatch"
+            )
         if self.steps < 1:
-            raise OnnxDreamError(f"--steps must be at least 1, got {self.steps}")
+            raise OptionError(f"{{steps}} must be at least 1, got {self.steps}", "steps")
         check_param(self.param)
         check_optimizer(self.optimizer, self.lr)
         self.transforms()  # raises for out-of-range transforms
         if self.check_every is not None and self.check_every < 1:
-            raise OnnxDreamError(f"--check-every must be at least 1, got {self.check_every}")
+            raise OptionError(f"{{check_every}} must be at least 1, got {self.check_every}", "check_every")
 
     def transforms(self) -> Transforms:
         """The per-step random transforms these options describe."""
@@ -216,8 +218,8 @@ class Dreamer:
         layers = objective.layers
         minimum = self.minimum_size(layers)
         if options.tile is not None and options.tile < minimum:
-            raise OnnxDreamError(
-                f"--tile {options.tile} is below the smallest size the layers take ({minimum})"
+            raise OptionError(
+                f"{{tile}} {options.tile} is below the smallest size the layers take ({minimum})", "tile"
             )
         if options.guide is not None:
             objective.guides = self._guides(objective, options.guide)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 
 MIN_FEATURE = 3
 """The deepest target layer's feature map must be at least this many cells on each side."""
@@ -24,9 +24,9 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, minimum: i
         OnnxDreamError: bad ``octaves``/``scale``, or the image itself is below ``minimum``.
     """
     if octaves < 1:
-        raise OnnxDreamError(f"--octaves must be at least 1, got {octaves}")
+        raise OptionError(f"{{octaves}} must be at least 1, got {octaves}", "octaves")
     if not scale > 1.0:
-        raise OnnxDreamError(f"--octave-scale must be greater than 1, got {scale}")
+        raise OptionError(f"{{octave_scale}} must be greater than 1, got {scale}", "octave_scale")
     if min(height, width) < minimum:
         raise OnnxDreamError(
             f"image is {width}x{height}, too small for the target layers: they need at least "

@@ -20,7 +20,7 @@ from onnxdream.dream.param import ImageParam, pixel_change
 from onnxdream.dream.step import normalize_gradient
 from onnxdream.dream.tiling import Gradient
 from onnxdream.dream.transforms import Transforms
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 
 OPTIMIZERS = ("ascent", "adam")
 DEFAULT_LR = {"ascent": 0.01, "adam": 0.03}
@@ -37,7 +37,7 @@ def check_optimizer(kind: str, lr: float | None) -> None:
     if kind not in OPTIMIZERS:
         raise OnnxDreamError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
     if lr is not None and not lr > 0:
-        raise OnnxDreamError(f"--lr must be positive, got {lr}")
+        raise OptionError(f"{{lr}} must be positive, got {lr}", "lr")
 
 
 class Optimizer:

@@ -12,7 +12,7 @@ from torch import nn
 from onnxdream.dream.activations import Activation, ActivationModel, TorchActivations
 from onnxdream.dream.checks import ForwardChecker
 from onnxdream.dream.engine import Dreamer
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.normalize import preprocess_for
 from onnxdream.model import Model, open_model
@@ -36,7 +36,9 @@ def torch_device(device: str) -> torch.device:
         return torch.device("cpu")
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise OnnxDreamError("device 'cuda' requested but torch sees no CUDA GPU here; use --device cpu")
+            raise OptionError(
+                "device 'cuda' requested but torch sees no CUDA GPU here; use {device} cpu", "device"
+            )
         return torch.device("cuda")
     raise OnnxDreamError(f"unknown device {device!r}; choose one of auto, cpu, cuda")
 
@@ -94,10 +96,11 @@ def default_layers(model: ModelArg, dreamer: Dreamer) -> list[str]:
     if names and sum(map(is_generated, names)) > len(names) // 2:
         hint += "; its names look generated: `onnxdream rename MODEL OUT` gives meaningful ones"
     where = f"{os.fspath(model)}: " if isinstance(model, str | os.PathLike) else ""
-    raise OnnxDreamError(
-        f"{where}choose a layer with --layer for this model (e.g. "
+    raise OptionError(
+        f"{where}choose a layer with {{layer}} for this model (e.g. "
         + ", ".join(repr(n) for n in middle)
-        + f"; {hint})"
+        + f"; {hint})",
+        layer="layers",
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OptionError
 
 MAX_SCALE = 0.5
 MAX_ROTATE = 45.0
@@ -39,13 +39,15 @@ class Transforms:
 
     def __post_init__(self) -> None:
         if self.pad < 0:
-            raise OnnxDreamError(f"--pad must be 0 or more, got {self.pad}")
+            raise OptionError(f"{{pad}} must be 0 or more, got {self.pad}", "pad")
         if self.jitter < 0:
-            raise OnnxDreamError(f"--jitter must be 0 or more, got {self.jitter}")
+            raise OptionError(f"{{jitter}} must be 0 or more, got {self.jitter}", "jitter")
         if not 0.0 <= self.scale <= MAX_SCALE:
-            raise OnnxDreamError(f"--scale must be between 0 and {MAX_SCALE:g}, got {self.scale}")
+            raise OptionError(f"{{scale}} must be between 0 and {MAX_SCALE:g}, got {self.scale}", "scale")
         if not 0.0 <= self.rotate <= MAX_ROTATE:
-            raise OnnxDreamError(f"--rotate must be between 0 and {MAX_ROTATE:g} degrees, got {self.rotate}")
+            raise OptionError(
+                f"{{rotate}} must be between 0 and {MAX_ROTATE:g} degrees, got {self.rotate}", "rotate"
+            )
 
     def __call__(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Transform an NCHW batch (one draw for the whole batch); differentiable w.r.t. ``x``."""

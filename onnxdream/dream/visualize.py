@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from onnxdream.dream.source import ModelArg, open_dreamer
 from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import compute_gradient
 from onnxdream.dream.transforms import Transforms
-from onnxdream.errors import MismatchError, OnnxDreamError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, first_line
 from onnxdream.inputs.images import to_pil
 
 
@@ -60,13 +61,13 @@ class VisualizeOptions:
 
     def __post_init__(self) -> None:
         if self.size < 1:
-            raise OnnxDreamError(f"--size must be at least 1, got {self.size}")
+            raise OptionError(f"{{size}} must be at least 1, got {self.size}", "size")
         if self.steps < 1:
-            raise OnnxDreamError(f"--steps must be at least 1, got {self.steps}")
+            raise OptionError(f"{{steps}} must be at least 1, got {self.steps}", "steps")
         if self.batch < 1:
-            raise OnnxDreamError(f"--batch must be at least 1, got {self.batch}")
+            raise OptionError(f"{{batch}} must be at least 1, got {self.batch}", "batch")
         if self.diversity < 0:
-            raise OnnxDreamError(f"--diversity must be 0 or more, got {self.diversity}")
+            raise OptionError(f"{{diversity}} must be 0 or more, got {self.diversity}", "diversity")
         if self.loss not in LOSSES:
             raise OnnxDreamError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.grad_norm not in GRAD_NORMS:
@@ -74,7 +75,9 @@ class VisualizeOptions:
                 f"unknown gradient normalisation {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
             )
         if self.on_mismatch not in ("error", "warn"):
-            raise OnnxDreamError(f"--on-mismatch must be 'error' or 'warn', got {self.on_mismatch!r}")
+            raise OptionError(
+                f"{{on_mismatch}} must be 'error' or 'warn', got {self.on_mismatch!r}", "on_mismatch"
+            )
         check_param(self.param)
         check_optimizer(self.optimizer, self.lr)
         self.transforms()  # raises for out-of-range transforms
@@ -109,6 +112,28 @@ class VisualizeResult:
             f"{self.steps} steps in {self.seconds:.1f}s on {self.device}; objective {values}{div}; "
             f"check {self.checks.describe()}; seed {self.seed}"
         )
+
+    def to_json(self, model: str, files: Sequence[str], outputs: Sequence[str]) -> dict[str, Any]:
+        """The JSON summary: ``files`` written, and per image its target, objective and output file."""
+        return {
+            "model": model,
+            "outputs": list(files),
+            "images": [
+                {"target": t, "objective": v, "output": o}
+                for t, v, o in zip(self.targets, self.objectives, outputs, strict=True)
+            ],
+            "size": [self.size, self.size],
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "gram_similarity": self.similarity,
+            "check": {
+                "passed": self.checks.passed,
+                "checks": len(self.checks.reports),
+                "max_abs_diff": self.checks.max_abs,
+            },
+            "seed": self.seed,
+            "device": self.device,
+        }
 
 
 def _image_slice(acts: dict[str, Activation], i: int) -> dict[str, Activation]:
@@ -150,8 +175,9 @@ class _Targets:
         if self.diversity:
             similarity = self.similarity(acts)
             if similarity is None:
-                raise OnnxDreamError(
-                    f"--diversity needs a layer with a feature map; {self.objectives[0].layers[0]!r} has none"
+                raise OptionError(
+                    f"{{diversity}} needs a layer with a feature map; {self.objectives[0].layers[0]!r} has none",
+                    "diversity",
                 )
             total = total - self.diversity * similarity
         return total
@@ -168,14 +194,16 @@ def _check_size(dreamer: Dreamer, layers: list[str], size: int) -> None:
             x = torch.full((1, 3, size, size), 0.5, device=dreamer.device)
             acts = dreamer.net(dreamer.preprocess.to_model(x), layers)
     except RuntimeError as exc:
-        raise OnnxDreamError(
-            f"--size {size} does not fit the graph up to {', '.join(map(repr, layers))} ({first_line(exc)}); "
-            "try the size the model was exported at"
+        raise OptionError(
+            f"{{size}} {size} does not fit the graph up to {', '.join(map(repr, layers))} ({first_line(exc)}); "
+            "try the size the model was exported at",
+            "size",
         ) from None
     shapes = [t.shape for v in acts.values() for t in as_tensors(v)]
     if any(len(s) == 4 and min(s[-2:]) < MIN_FEATURE for s in shapes):
-        raise OnnxDreamError(
-            f"--size {size} is too small for the target layers: they need at least {dreamer.minimum_size(layers)}"
+        raise OptionError(
+            f"{{size}} {size} is too small for the target layers: they need at least {dreamer.minimum_size(layers)}",
+            "size",
         )
 
 
@@ -324,18 +352,28 @@ def run(
     dreamer.net.validate([s.layer for s in specs])
     if channels is None and top is None:
         if image is not None:
-            raise OnnxDreamError("an image is only used with --top (the most active channels on it)")
+            raise OptionError("an image is only used with {top} (the most active channels on it)", "top")
         return visualize_batch(dreamer, [specs] * settings.batch, settings)
     if channels is not None and top is not None:
-        raise OnnxDreamError("give --channels or --top, not both")
+        raise OptionError("give {channels} or {top}, not both", "channels", "top")
     if len(specs) != 1 or specs[0].channels is not None:
-        raise OnnxDreamError("--channels/--top take one --layer NAME without channels (e.g. '_blocks.10')")
+        raise OptionError(
+            "{channels}/{top} take one {layer} NAME without channels (e.g. '_blocks.10')",
+            "channels",
+            "top",
+            layer="layers",
+        )
     if settings.batch != 1:
-        raise OnnxDreamError("--batch does not combine with --channels/--top (one image per channel)")
+        raise OptionError(
+            "{batch} does not combine with {channels}/{top} (one image per channel)",
+            "batch",
+            "channels",
+            "top",
+        )
     spec = specs[0]
     if top is not None:
         if image is None:
-            raise OnnxDreamError("--top K needs --image: the channels most active on that image")
+            raise OptionError("{top} K needs {image}: the channels most active on that image", "top", "image")
         chosen = top_channels(dreamer, spec, as_array(image, max_size=settings.size), top)
     else:
         chosen = parse_channels(channels) if isinstance(channels, str) else list(dict.fromkeys(channels))

@@ -95,7 +95,7 @@ def apply_explicit(
         for i in hits:
             current[i] = current[i][len(prefix) :]
         if not hits:
-            warnings.append(f"--strip-prefix {prefix!r} matches no node name")
+            warnings.append(f"prefix {prefix!r} to strip matches no node name")
     if explicit.mapping:
         planned = {n: i for i, n in enumerate(current)}
         original = {n: i for i, n in enumerate(originals) if n}
