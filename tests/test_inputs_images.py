@@ -117,7 +117,7 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path):
     with pytest.raises(OnnxDreamError) as info:
         load_image(path, max_pixels=1199)
     assert str(info.value) == (
-        f"{path}: 40x30 is 1200 pixels, over the limit of 1199 (--max-pixels N raises it, 0 lifts it)"
+        f"{path}: 40x30 is 1200 pixels, over the limit of 1199 (max_pixels raises it, 0 lifts it)"
     )
     assert load_image(path, max_pixels=1200).shape == (30, 40, 3)
     assert load_image(path, max_pixels=0).shape == (30, 40, 3)
@@ -149,7 +149,7 @@ def test_fit_size(size, max_size, expected):
 def test_limit_size_refuses_below_one():
     array = np.zeros((4, 4, 3), np.float32)
     assert limit_size(array, None) is array
-    with pytest.raises(OnnxDreamError, match=r"^--max-size must be at least 1, got 0$"):
+    with pytest.raises(OnnxDreamError, match=r"^max_size must be at least 1, got 0$"):
         limit_size(array, 0)
 
 

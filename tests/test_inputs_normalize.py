@@ -104,7 +104,7 @@ def test_partial_metadata_keeps_the_defaults() -> None:
         ('{"range": [1, 0]}', "value range must be increasing, got [1.0, 0.0]"),
         ('{"std": [1, 0, 1]}', "std values must be positive, got [1.0, 0.0, 1.0]"),
         ('{"channels": "GRB"}', "channel order must be 'RGB' or 'BGR', got 'GRB'"),
-        ('{"mean": [1, 2]}', "--mean needs 1 or 3 values, got 2"),
+        ('{"mean": [1, 2]}', "mean needs 1 or 3 values, got 2"),
     ],
     ids=["number-not-list", "list-not-object", "range", "std-zero", "channels", "mean-count"],
 )
@@ -118,9 +118,9 @@ def test_bad_metadata_is_refused(value: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mean": [1, 2]}, "--mean needs 1 or 3 values, got 2"),
-        ({"std": [1, 2, 3, 4]}, "--std needs 1 or 3 values, got 4"),
-        ({"value_range": [0, 1, 2]}, "--range needs 2 values (low, high), got 3"),
+        ({"mean": [1, 2]}, "mean needs 1 or 3 values, got 2"),
+        ({"std": [1, 2, 3, 4]}, "std needs 1 or 3 values, got 4"),
+        ({"value_range": [0, 1, 2]}, "value_range needs 2 values (low, high), got 3"),
         ({"std": [-1]}, "std values must be positive, got [-1.0, -1.0, -1.0]"),
         ({"channels": "rgba"}, "channel order must be 'RGB' or 'BGR', got 'RGBA'"),
     ],

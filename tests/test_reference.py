@@ -271,13 +271,13 @@ def test_shuffled_target_gets_the_same_names(zoo):
 # EfficientNet-Lite0 transfer learning (issue 7)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def variants() -> tv.Variants:
-    """Fine-tuned models and exports, built once per session."""
+    """Fine-tuned models and exports, built once for this file (and freed after it)."""
     return tv.Variants()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def reference() -> tuple[onnx.ModelProto, dict[str, str]]:
     """The pretrained network exported with the current exporter, named; key -> name."""
     return tv.reference_model()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.io import atomic_path
 
 MAX_PIXELS = 100_000_000
@@ -89,9 +89,10 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     width, height = opened.size
     if max_pixels and width * height > max_pixels:
         opened.close()
-        raise OnnxDreamError(
+        raise OptionError(
             f"{path}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels} "
-            "(--max-pixels N raises it, 0 lifts it)"
+            "({max_pixels} raises it, 0 lifts it)",
+            "max_pixels",
         )
     return opened
 
@@ -129,7 +130,7 @@ def limit_size(array: np.ndarray, max_size: int | None) -> np.ndarray:
     if max_size is None:
         return array
     if max_size < 1:
-        raise OnnxDreamError(f"--max-size must be at least 1, got {max_size}")
+        raise OptionError(f"{{max_size}} must be at least 1, got {max_size}", "max_size")
     return resize_array(array, fit_size(array.shape[0], array.shape[1], max_size))
 
 

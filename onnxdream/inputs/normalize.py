@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from onnxdream.errors import OnnxDreamError
+from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.metadata import PREPROCESS_KEY, get_json
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def _triple(values: Sequence[float] | None, what: str) -> tuple[float, float, fl
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
-        raise OnnxDreamError(f"--{what} needs 1 or 3 values, got {len(values)}")
+        raise OptionError(f"{{{what}}} needs 1 or 3 values, got {len(values)}", what)
     return (values[0], values[1], values[2])
 
 
@@ -120,7 +120,9 @@ def preprocess_for(
         "channels": channels.upper() if channels is not None else None,
     }
     if overrides["range"] is not None and len(overrides["range"]) != 2:
-        raise OnnxDreamError(f"--range needs 2 values (low, high), got {len(overrides['range'])}")
+        raise OptionError(
+            f"{{value_range}} needs 2 values (low, high), got {len(overrides['range'])}", "value_range"
+        )
     changed = {k: v for k, v in overrides.items() if v is not None}
     if not changed:
         return base
