@@ -7,8 +7,8 @@ from pathlib import Path
 
 import onnx
 
-from onnxdream.export import export_model, require_match
 from onnxdream.io import save_model
+from onnxdream.torch_export import export_model, require_match
 from onnxdream.zoo import BUILTIN, EFFICIENTNET
 
 

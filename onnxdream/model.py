@@ -129,7 +129,7 @@ def _open_zoo(spec: str) -> Model:
 
 def _open_torch(spec: str, trust_pickle: bool) -> Model:
     """A torch SPEC exported (names kept) and checked against torch."""
-    from onnxdream.export import export_model, require_match
+    from onnxdream.torch_export import export_model, require_match
 
     result = export_model(spec, trust_pickle=trust_pickle)
     require_match(result, spec)

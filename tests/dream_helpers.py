@@ -7,7 +7,7 @@ import onnx
 import torch
 from torch import nn
 
-from onnxdream.export import export_model
+from onnxdream.torch_export import export_model
 
 
 class TinyCNN(nn.Module):

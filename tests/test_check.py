@@ -11,10 +11,10 @@ import onnx.parser
 import pytest
 from typer.testing import CliRunner
 
-from onnxdream.check import check
 from onnxdream.cli import app
 from onnxdream.compare import compare
 from onnxdream.mirror import registry
+from onnxdream.mirror_check import check
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TINY = FIXTURES / "tiny_cnn.onnx"

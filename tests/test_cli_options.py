@@ -12,11 +12,11 @@ from rich.markup import render
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from onnxdream.check import check
 from onnxdream.cli import app
 from onnxdream.commands.command import aliased, flow
 from onnxdream.commands.options import float_list
 from onnxdream.errors import OnnxDreamError, OptionError
+from onnxdream.mirror_check import check
 
 runner = CliRunner()
 TINY = Path(__file__).parent.parent / "fixtures" / "tiny_cnn.onnx"

@@ -336,7 +336,7 @@ def test_pickles_run_no_code_without_trust(d: Path, args: list[str]) -> None:
 
 
 def test_python_api_refuses_pickles_too(d: Path) -> None:
-    from onnxdream.export import export_model
+    from onnxdream.torch_export import export_model
 
     path, marker = _evil_pickle(d)
     with pytest.raises(BadModelError, match=r"evil\.pt: .*trust_pickle=True"):

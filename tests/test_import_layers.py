@@ -31,14 +31,19 @@ def test_layers_put_every_module_above_what_it_imports() -> None:
     ("low", "high"),
     [
         ("onnxdream.io", "onnxdream.model"),
-        ("onnxdream.zoo", "onnxdream.export"),
+        ("onnxdream.zoo", "onnxdream.torch_export"),
         ("onnxdream.graph", "onnxdream.model"),
         ("onnxdream.model", "onnxdream.commands"),
         ("onnxdream.model", "onnxdream.dream"),
-        ("onnxdream.check", "onnxdream.dream"),
-        ("onnxdream.check", "onnxdream.commands"),
+        ("onnxdream.mirror_check", "onnxdream.dream"),
+        ("onnxdream.mirror_check", "onnxdream.commands"),
         ("onnxdream.names", "onnxdream.commands"),
         ("onnxdream.mirror", "onnxdream.dream"),
+        *[
+            ("onnxdream.inputs", verb)
+            for verb in ("onnxdream.dream", "onnxdream.commands", "onnxdream.mirror_check", "onnxdream.zoo")
+        ],
+        ("onnxdream.inputs", "onnxdream.torch_export"),
     ],
 )
 def test_lower_layers_do_not_reach_up(low: str, high: str) -> None:

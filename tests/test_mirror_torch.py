@@ -12,9 +12,9 @@ import torch
 import torch.fx
 
 from onnxdream.errors import BadModelError, OnnxDreamError, UnknownLayerError
-from onnxdream.export import quiet_exporter
 from onnxdream.mirror import NodeModule, to_torch
 from onnxdream.mirror.fx import MirrorTracer, placeholder_names, trace
+from onnxdream.torch_export import quiet_exporter
 from tests.mirror_helpers import ort_run, parse, rand
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_cnn.onnx"

@@ -10,11 +10,11 @@ import onnx
 import pytest
 import torch
 
-from onnxdream.check import check
 from onnxdream.errors import BadModelError, OnnxDreamError
 from onnxdream.io import save_model
 from onnxdream.layers import list_layers
 from onnxdream.mirror import to_torch
+from onnxdream.mirror_check import check
 from onnxdream.model import ANONYMOUS, Model, open_model
 from onnxdream.names.apply import rename, undo
 from onnxdream.runtime import make_session

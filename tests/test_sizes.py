@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from onnxdream.check import check
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.octaves import pad_to_multiple
@@ -20,6 +19,7 @@ from onnxdream.inputs.feeds import load_input
 from onnxdream.inputs.images import to_pil
 from onnxdream.inputs.random import random_inputs
 from onnxdream.mirror import to_torch
+from onnxdream.mirror_check import check
 from onnxdream.shapes import input_dims, value_type
 from onnxdream.sizes import (
     InputSizeError,

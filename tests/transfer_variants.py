@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from onnxdream.builtin import builtin_model_path
-from onnxdream.export import quiet_exporter
 from onnxdream.graph import GraphIndex
+from onnxdream.torch_export import quiet_exporter
 from onnxdream.zoo import efficientnet_lite0
 
 MODEL_KINDS = ("finetuned", "sequential", "inserted", "replaced", "reinit")

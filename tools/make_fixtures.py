@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from onnxdream.export import name_nodes
 from onnxdream.io import save_model
+from onnxdream.torch_export import name_nodes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

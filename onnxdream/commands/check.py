@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from onnxdream.check import CheckResult, check
 from onnxdream.commands.common import guarded, out_console, print_json
 from onnxdream.commands.options import (
     CompareOrtOptOption,
@@ -19,6 +18,7 @@ from onnxdream.commands.options import (
 )
 from onnxdream.inputs.feeds import load_input
 from onnxdream.inputs.images import MAX_PIXELS
+from onnxdream.mirror_check import CheckResult, check
 from onnxdream.model import open_model
 
 

@@ -10,9 +10,9 @@ import typer
 from onnxdream.commands.common import err_console, guarded, print_json
 from onnxdream.commands.options import JsonOption, MeanOption, StdOption, float_list
 from onnxdream.errors import OnnxDreamError
-from onnxdream.export import export_model, require_match
 from onnxdream.io import check_model, data_path, save_model
 from onnxdream.paths import check_writes
+from onnxdream.torch_export import export_model, require_match
 
 
 def _shape(text: str) -> list[int]:
