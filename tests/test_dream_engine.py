@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from onnxdream.dream.atlas import atlas_layers, label_height, make_grid
 from onnxdream.dream.octaves import octave_sizes
 from onnxdream.dream.step import lap_normalize, normalize_gradient
 from onnxdream.dream.tiling import compute_gradient
-from onnxdream.errors import OnnxDreamError, UnknownLayerError
+from onnxdream.errors import OnnxDreamError, UnknownLayerError, WriteError
 from tests.dream_helpers import pattern, tiny_cnn
 
 FAST = {"octaves": 2, "steps": 4, "lr": 0.05, "check": False}
@@ -143,6 +145,22 @@ def test_animation_writes_frames_and_gif(dreamer, tmp_path):
     with Image.open(gif) as animation:
         assert animation.n_frames == 3 and animation.size == (64, 48)
     assert not np.array_equal(np.asarray(frames[0]), np.asarray(frames[1]))
+
+
+def test_animation_lands_all_or_none(tmp_path, monkeypatch):
+    """A full disk while the GIF is written leaves no frame behind either (and no temp file)."""
+    frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(3)]
+    save = Image.Image.save
+
+    def full_disk_for_gifs(self, fp, format=None, **params):
+        if format == "GIF":
+            raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+        return save(self, fp, format=format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", full_disk_for_gifs)
+    with pytest.raises(WriteError, match=r"anim\.gif: cannot write \(No space left on device\)"):
+        save_animation(frames, tmp_path / "anim.gif")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_zoom_in_takes_the_centre():

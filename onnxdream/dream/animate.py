@@ -14,7 +14,7 @@ from onnxdream.dream.engine import Dreamer, DreamOptions, DreamResult
 from onnxdream.dream.objectives import LayerSpec
 from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.inputs.images import FORMATS, from_pil, resize_array, save_image
-from onnxdream.io import atomic_path
+from onnxdream.io import staged
 
 FRAME_MS = 100
 
@@ -72,12 +72,17 @@ def frame_paths(out: str | os.PathLike[str], count: int) -> tuple[list[Path], Pa
 
 
 def save_animation(frames: Sequence[Image.Image], out: str | os.PathLike[str]) -> tuple[list[Path], Path]:
-    """Write numbered frames and a looping animated GIF (atomically); returns their paths."""
+    """Write numbered frames and a looping animated GIF, all or none; returns their paths."""
     paths, gif = frame_paths(out, len(frames))
-    for frame, path in zip(frames, paths, strict=True):
-        save_image(frame, path)
-    with atomic_path(gif) as tmp:
+    with staged() as staging:
+        for frame, path in zip(frames, paths, strict=True):
+            save_image(frame, path, staging)
         frames[0].save(
-            tmp, format="GIF", save_all=True, append_images=list(frames[1:]), duration=FRAME_MS, loop=0
+            staging.path(gif),
+            format="GIF",
+            save_all=True,
+            append_images=list(frames[1:]),
+            duration=FRAME_MS,
+            loop=0,
         )
     return paths, gif

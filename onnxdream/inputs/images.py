@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from onnxdream.errors import OnnxDreamError, OptionError
-from onnxdream.io import atomic_path
+from onnxdream.io import Staging, atomic_path
 
 MAX_PIXELS = 100_000_000
 """Largest input image read by default (width x height); ``--max-pixels`` changes it, 0 lifts it.
@@ -145,13 +145,17 @@ def from_pil(image: Image.Image) -> np.ndarray:
     return _to_rgb_array(ImageOps.exif_transpose(image))
 
 
-def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
-    """Write ``image`` atomically in the format its extension names.
+def save_image(image: Image.Image, path: str | os.PathLike[str], staging: Staging | None = None) -> Path:
+    """Write ``image`` atomically in the format its extension names (with ``staging``: as one of
+    the outputs that land together when the staging commits).
 
     Raises:
         OnnxDreamError: unknown extension.
     """
     fmt = output_format(path)
+    if staging is not None:
+        image.save(staging.path(path), format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+        return Path(path)
     with atomic_path(path) as tmp:
         image.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     return Path(path)
