@@ -6,6 +6,7 @@ import pytest
 
 from onnxdream import zoo
 from onnxdream.errors import OnnxDreamError, unknown
+from onnxdream.model import open_model
 
 LAYERS = ["stem.conv", "stem.relu", "head"]
 
@@ -52,7 +53,7 @@ def test_unknown_message(kwargs, message):
 @pytest.mark.parametrize(
     ("call", "choices"),
     [
-        pytest.param(lambda: zoo.zoo_onnx("zoo:alexnt"), [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO], id="zoo-spec"),
+        pytest.param(lambda: open_model("zoo:alexnt"), [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO], id="zoo-spec"),
         pytest.param(lambda: zoo.light_zoo_path("alexnt"), list(zoo.LIGHT_ZOO), id="light-zoo"),
     ],
 )

@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from onnxdream import export as export_module
+from onnxdream import torch_export as export_module
 from onnxdream.cli import app
 from onnxdream.compare import compare
 from onnxdream.io import load_model
