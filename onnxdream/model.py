@@ -35,12 +35,14 @@ class Model:
         path: the file it was read from: an ONNX file, or the torch file it was exported from
             (``None``: built in memory, or from a factory).
         data_files: the external-data files it was read with (empty: weights inline).
+        kind: what named it: ``file`` (an ONNX file), ``proto``, ``zoo`` or ``torch``.
     """
 
     proto: onnx.ModelProto
     source: str = ANONYMOUS
     path: Path | None = None
     data_files: tuple[Path, ...] = field(default=())
+    kind: str = "proto"
 
     @property
     def external_data(self) -> bool:
@@ -100,7 +102,7 @@ def open_model(
     if is_torch_spec(text):
         return _open_torch(text, trust_pickle)
     proto, data_files = load_model_and_data_files(text, external_data=weights)
-    return Model(proto, source or text, Path(text), tuple(data_files))
+    return Model(proto, source or text, Path(text), tuple(data_files), "file")
 
 
 def editable_proto(spec: ModelSpec, model: Model, inplace: bool = False) -> onnx.ModelProto:
@@ -121,9 +123,9 @@ def _open_zoo(spec: str) -> Model:
 
         path = builtin_model_path()
         proto, data_files = load_model_and_data_files(path)
-        return Model(proto, spec, path, tuple(data_files))
+        return Model(proto, spec, path, tuple(data_files), "zoo")
     if name in zoo.LIGHT_ZOO:
-        return Model(zoo.light_zoo_model(name), spec)
+        return Model(zoo.light_zoo_model(name), spec, kind="zoo")
     raise OnnxDreamError(unknown("zoo model", name, [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO], listing="available:"))
 
 
@@ -133,4 +135,4 @@ def _open_torch(spec: str, trust_pickle: bool) -> Model:
 
     result = export_model(spec, trust_pickle=trust_pickle)
     require_match(result, spec)
-    return Model(result.model, spec, Path(spec) if Path(spec).is_file() else None)
+    return Model(result.model, spec, Path(spec) if Path(spec).is_file() else None, kind="torch")

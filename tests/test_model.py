@@ -39,7 +39,7 @@ def test_a_file_is_labelled_by_its_path_and_knows_its_data_files(external_model:
     model = open_model(external_model)
     assert model.source == str(external_model)
     assert model.path == external_model
-    assert model.external_data
+    assert model.external_data and model.kind == "file"
     assert model.files == [external_model, external_model.parent / "ext.onnx.data"]
     # The weights are loaded: the proto carries no external references any more.
     assert all(not t.external_data for t in model.proto.graph.initializer)
@@ -61,7 +61,7 @@ def test_inline_file_has_no_data_files(tmp_path: Path) -> None:
 def test_a_proto_is_kept_as_it_is_and_labelled() -> None:
     proto = tiny_onnx()
     assert open_model(proto).proto is proto
-    assert open_model(proto).source == ANONYMOUS
+    assert (open_model(proto).source, open_model(proto).kind) == (ANONYMOUS, "proto")
     assert open_model(proto, source="mine.onnx").source == "mine.onnx"
     handle = Model(proto, "x")
     assert open_model(handle) is handle
@@ -76,7 +76,7 @@ def test_index_and_opset_are_built_once() -> None:
 
 def test_zoo_names_open_and_unknown_ones_suggest() -> None:
     model = open_model("zoo:squeezenet")
-    assert model.source == "zoo:squeezenet" and model.path is None
+    assert (model.source, model.path, model.kind) == ("zoo:squeezenet", None, "zoo")
     onnx.checker.check_model(model.proto)
     with pytest.raises(OnnxDreamError, match=r"unknown zoo model 'squeezenett'; did you mean 'squeezenet'"):
         open_model("zoo:squeezenett")
@@ -84,7 +84,7 @@ def test_zoo_names_open_and_unknown_ones_suggest() -> None:
 
 def test_a_torch_factory_is_exported_with_its_module_names() -> None:
     model = open_model(FACTORY)
-    assert model.source == FACTORY and model.path is None
+    assert (model.source, model.path, model.kind) == (FACTORY, None, "torch")
     names = {n.name for n in model.proto.graph.node}
     modules = {name for name, _ in tiny_cnn().named_modules() if name}
     assert modules & names, "module paths become node names"

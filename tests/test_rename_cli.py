@@ -65,6 +65,20 @@ def test_in_place(squeezenet: Path) -> None:
     assert load_model(squeezenet).graph.node[0].name == "conv1"
 
 
+def test_zoo_model_and_torch_spec_are_renamed_to_an_output_but_never_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = _rename("zoo:squeezenet", "--in-place")
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: zoo:squeezenet: --in-place rewrites an ONNX file; give OUT.onnx for a zoo model\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert _rename("zoo:squeezenet", "sq.onnx").exit_code == 0
+    assert load_model(tmp_path / "sq.onnx").graph.node[0].name == "conv1"
+
+
 def test_map_rule_and_strip_prefix(squeezenet: Path, tmp_path: Path) -> None:
     # Order: strip prefix, then the map (planned or original names), then rules.
     mapping = tmp_path / "map.json"

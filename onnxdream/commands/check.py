@@ -15,6 +15,7 @@ from onnxdream.commands.options import (
     JsonOption,
     MatchOption,
     MaxPixelsOption,
+    ModelArgument,
 )
 from onnxdream.inputs.feeds import load_input
 from onnxdream.inputs.images import MAX_PIXELS
@@ -60,7 +61,7 @@ def _print_table(model: Path, result: CheckResult) -> None:
 
 @guarded
 def check_command(
-    model: Annotated[Path, typer.Argument(help="ONNX model file.")],
+    model: ModelArgument,
     input_file: Annotated[
         Path | None,
         typer.Option("--input", help="An image or a .npy array (default: seeded random of the input shape)."),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from onnxdream.commands.common import guarded, out_console, print_json
-from onnxdream.commands.options import JsonOption, MatchOption, OpTypeOption
+from onnxdream.commands.options import JsonOption, MatchOption, ModelArgument, OpTypeOption
 from onnxdream.layers import list_layers
 from onnxdream.model import open_model
 from onnxdream.shapes import TensorType
@@ -17,7 +16,7 @@ from onnxdream.shapes import TensorType
 
 @guarded
 def layers_command(
-    model: Annotated[Path, typer.Argument(help="ONNX model file.")],
+    model: ModelArgument,
     op_type: OpTypeOption = None,
     match: MatchOption = None,
     depth: Annotated[

@@ -12,10 +12,15 @@ import typer
 
 from onnxdream.errors import OnnxDreamError
 
+MODEL_HELP = "ONNX file, zoo:NAME, or a torch SPEC (a torch file or package.module:factory, exported first)."
+ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP, show_default=False)]
 ModelOption = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", metavar="MODEL", help="ONNX file or zoo:NAME (default: zoo:efficientnet-lite0)."
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help=MODEL_HELP.removesuffix(".") + " (default: zoo:efficientnet-lite0).",
     ),
 ]
 MatchOption = Annotated[

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, spec_files, warn
-from onnxdream.commands.options import JsonOption
+from onnxdream.commands.options import JsonOption, ModelArgument
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import data_path, save_model, staged
 from onnxdream.model import Model, open_model
@@ -41,7 +41,7 @@ def _print_summary(result: RenameResult, *, dry_run: bool, to_stderr: bool) -> N
 
 @guarded
 def rename_command(
-    model: Annotated[Path, typer.Argument(help="Input ONNX model.", show_default=False)],
+    model: ModelArgument,
     output: Annotated[
         Path | None, typer.Argument(help="Output model (omit with --in-place or --dry-run).")
     ] = None,
@@ -112,6 +112,10 @@ def rename_command(
     if target is None and not dry_run:
         raise OnnxDreamError("missing OUT.onnx (or pass --in-place to write over the input)")
     opened = open_model(model)
+    if target is not None and output is None and opened.kind != "file":
+        raise OnnxDreamError(
+            f"{model}: --in-place rewrites an ONNX file; give OUT.onnx for a {opened.kind} model"
+        )
     if not dry_run:
         writes = [target, data_path(target), report]
         reads = [*opened.files, map_file, *spec_files(reference)]

@@ -13,6 +13,7 @@ from onnxdream.commands.options import (
     DeviceOption,
     JsonOption,
     MeanOption,
+    ModelArgument,
     QuietOption,
     RangeOption,
     StdOption,
@@ -44,7 +45,7 @@ def _numbered(out: Path, i: int, count: int) -> Path:
 
 @guarded
 def visualize_command(
-    model: str = typer.Argument(..., help="ONNX file or zoo:NAME (e.g. zoo:efficientnet-lite0)."),
+    model: ModelArgument,
     layer: Annotated[
         list[str] | None,
         typer.Option(
