@@ -147,3 +147,19 @@ def test_rename_leaves_a_callers_proto_and_handle_alone() -> None:
 def test_check_labels_errors_with_the_handle_source() -> None:
     with pytest.raises(OnnxDreamError, match=r"^mine\.onnx: unknown layer"):
         check(open_model(tiny_onnx(), source="mine.onnx"), layers=["nosuch"], device="cpu")
+
+
+def test_check_indexes_the_graph_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxdream import graph
+
+    model = tiny_onnx()
+    built = []
+    original = graph.GraphIndex.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(graph.GraphIndex, "__init__", counting)
+    assert check(model, layers=["block1"], device="cpu").ok
+    assert len(built) == 1
