@@ -163,3 +163,30 @@ def test_check_indexes_the_graph_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graph.GraphIndex, "__init__", counting)
     assert check(model, layers=["block1"], device="cpu").ok
     assert len(built) == 1
+
+
+def test_every_model_command_reads_a_pickled_torch_file_only_when_trusted(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+
+    path = tmp_path / "whole.pt"
+    torch.save(tiny_cnn(), path)
+    runner = CliRunner()
+    commands = {
+        "layers": ["layers", str(path)],
+        "check": ["check", str(path), "--device", "cpu"],
+        "expose-layers": ["expose-layers", str(path), str(tmp_path / "o.onnx"), "-l", "stem.0"],
+        "rename": ["rename", str(path), str(tmp_path / "r.onnx")],
+    }
+    for name, args in commands.items():
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2, (name, refused.output)
+        assert refused.output == (
+            f"error: {path}: a pickled torch object, which can run code when loaded; if you trust "
+            "this file, pass --trust-pickle\n"
+        ), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.pt"]
+    trusted = runner.invoke(app, [*commands["layers"], "--trust-pickle", "--json"])
+    assert trusted.exit_code == 0, trusted.output
+    assert "stem.0" in trusted.output

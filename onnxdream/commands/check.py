@@ -16,6 +16,7 @@ from onnxdream.commands.options import (
     MatchOption,
     MaxPixelsOption,
     ModelArgument,
+    TrustPickleOption,
 )
 from onnxdream.inputs.feeds import load_input
 from onnxdream.inputs.images import MAX_PIXELS
@@ -76,6 +77,7 @@ def check_command(
     device: DeviceOption = "auto",
     ort_opt: CompareOrtOptOption = "none",
     json_output: JsonOption = False,
+    trust_pickle: TrustPickleOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
@@ -93,7 +95,7 @@ def check_command(
 
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
-    opened = open_model(model)
+    opened = open_model(model, trust_pickle=trust_pickle)
     feeds = (
         load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
     )

@@ -19,6 +19,7 @@ from onnxdream.commands.options import (
     QuietOption,
     RangeOption,
     StdOption,
+    TrustPickleOption,
     float_list,
 )
 from onnxdream.errors import OnnxDreamError
@@ -125,6 +126,7 @@ def dream_command(
     depth: int = typer.Option(None, help="Atlas: use scopes of this many name components."),
     quiet: QuietOption = False,
     json_out: JsonOption = False,
+    trust_pickle: TrustPickleOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0).
@@ -167,6 +169,7 @@ def dream_command(
             float_list(std, "--std"),
             float_list(value_range, "--range"),
             channel_order,
+            trust_pickle,
         )
     options = DreamOptions(
         loss=loss,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from onnxdream.commands.common import err_console, guarded, print_json
-from onnxdream.commands.options import JsonOption, MeanOption, StdOption, float_list
+from onnxdream.commands.options import JsonOption, MeanOption, StdOption, TrustPickleOption, float_list
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import check_model, data_path, save_model
 from onnxdream.paths import check_writes
@@ -38,14 +38,7 @@ def export_command(
     mean: MeanOption = None,
     std: StdOption = None,
     json_output: JsonOption = False,
-    trust_pickle: Annotated[
-        bool,
-        typer.Option(
-            "--trust-pickle",
-            help="Allow a torch.save(model) file: loading it runs code from the file "
-            "(without it only TorchScript, weights-only files and pkg.mod:factory load).",
-        ),
-    ] = False,
+    trust_pickle: TrustPickleOption = False,
 ) -> None:
     """Export a torch model to ONNX with node names = torch module paths.
 

@@ -18,6 +18,7 @@ from onnxdream.commands.options import (
     MaxPixelsOption,
     OpTypeOption,
     OrtOptOption,
+    TrustPickleOption,
 )
 from onnxdream.inputs.images import MAX_PIXELS
 from onnxdream.shapes import value_type
@@ -71,6 +72,7 @@ def expose_layers(
         bool, typer.Option("--all", help="Expose every node output that is not a constant.")
     ] = False,
     json_: JsonOption = False,
+    trust_pickle: TrustPickleOption = False,
     in_place: Annotated[bool, typer.Option("--in-place", help="Allow OUT to be the input file.")] = False,
     run: Annotated[
         Path | None,
@@ -124,7 +126,7 @@ def expose_layers(
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
     _warn_ignored(input_path, output, in_place, run, save, ort_set)
     saving = save is not None and run is not None
-    opened = open_model(input_path)
+    opened = open_model(input_path, trust_pickle=trust_pickle)
     check_writes(
         [*opened.files, run],
         [output, io.data_path(output), save if saving else None],

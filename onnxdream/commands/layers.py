@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import guarded, out_console, print_json
-from onnxdream.commands.options import JsonOption, MatchOption, ModelArgument, OpTypeOption
+from onnxdream.commands.options import JsonOption, MatchOption, ModelArgument, OpTypeOption, TrustPickleOption
 from onnxdream.layers import list_layers
 from onnxdream.model import open_model
 from onnxdream.shapes import TensorType
@@ -24,6 +24,7 @@ def layers_command(
     ] = None,
     constants: Annotated[bool, typer.Option("--constants", help="Include constant-only nodes.")] = False,
     json_output: JsonOption = False,
+    trust_pickle: TrustPickleOption = False,
 ) -> None:
     """List the layers of MODEL: name, op type, outputs with dtype and shape, origin of the name.
 
@@ -36,7 +37,7 @@ def layers_command(
       onnxdream layers model.onnx --json > layers.json
     """
     rows = list_layers(
-        open_model(model, weights=False),
+        open_model(model, weights=False, trust_pickle=trust_pickle),
         op_types=op_type or (),
         match=match or (),
         depth=depth,

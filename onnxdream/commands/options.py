@@ -23,6 +23,14 @@ ModelOption = Annotated[
         help=MODEL_HELP.removesuffix(".") + " (default: zoo:efficientnet-lite0).",
     ),
 ]
+TrustPickleOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-pickle",
+        help="Allow a torch.save(model) file: loading it runs code from the file "
+        "(without it only TorchScript, weights-only files and pkg.mod:factory load).",
+    ),
+]
 MatchOption = Annotated[
     list[str] | None,
     typer.Option(

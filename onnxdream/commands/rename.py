@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, spec_files, warn
-from onnxdream.commands.options import JsonOption, ModelArgument
+from onnxdream.commands.options import JsonOption, ModelArgument, TrustPickleOption
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import data_path, save_model, staged
 from onnxdream.model import Model, open_model
@@ -77,13 +77,7 @@ def rename_command(
         float, typer.Option("--min-score", min=0.0, max=1.0, help="Weakest reference match accepted.")
     ] = 0.5,
     as_json: JsonOption = False,
-    trust_pickle: Annotated[
-        bool,
-        typer.Option(
-            "--trust-pickle",
-            help="Allow a --reference saved with torch.save(model): loading it runs code from the file.",
-        ),
-    ] = False,
+    trust_pickle: TrustPickleOption = False,
 ) -> None:
     """Give nodes with lost names (empty, node_Conv_877, n4_2) meaningful, unique names.
 
@@ -111,7 +105,7 @@ def rename_command(
     target = output if output is not None else (model if in_place else None)
     if target is None and not dry_run:
         raise OnnxDreamError("missing OUT.onnx (or pass --in-place to write over the input)")
-    opened = open_model(model)
+    opened = open_model(model, trust_pickle=trust_pickle)
     if target is not None and output is None and opened.kind != "file":
         raise OnnxDreamError(
             f"{model}: --in-place rewrites an ONNX file; give OUT.onnx for a {opened.kind} model"

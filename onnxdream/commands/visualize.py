@@ -17,6 +17,7 @@ from onnxdream.commands.options import (
     QuietOption,
     RangeOption,
     StdOption,
+    TrustPickleOption,
     float_list,
 )
 
@@ -87,6 +88,7 @@ def visualize_command(
     on_mismatch: str = typer.Option("error", help="error (exit 1) or warn."),
     quiet: QuietOption = False,
     json_out: JsonOption = False,
+    trust_pickle: TrustPickleOption = False,
 ) -> None:
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
     from onnxdream.dream.api import layer_specs
@@ -112,6 +114,7 @@ def visualize_command(
             float_list(std, "--std"),
             float_list(value_range, "--range"),
             channel_order,
+            trust_pickle,
         )
     images, result = run(
         dreamer,
