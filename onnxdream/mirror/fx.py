@@ -24,22 +24,16 @@ import torch
 import torch.fx
 from torch import nn
 
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.mirror.module import Mirror
 from onnxdream.mirror.node import NodeModule
 
 
 def placeholder_names(input_names: Sequence[str]) -> list[str]:
     """Python identifiers for graph input names (``input.1`` -> ``input_1``), unique."""
-    names: list[str] = []
-    for name in input_names:
-        base = re.sub(r"\W", "_", name) or "x"
-        if base[0].isdigit():
-            base = "x_" + base
-        candidate, n = base, 1
-        while candidate in names:
-            candidate, n = f"{base}_{n}", n + 1
-        names.append(candidate)
-    return names
+    authority = NameAuthority()
+    bases = [re.sub(r"\W", "_", name) or "x" for name in input_names]
+    return [authority.claim("x_" + base if base[0].isdigit() else base) for base in bases]
 
 
 class MirrorTracer(torch.fx.Tracer):

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections import Counter
 from collections.abc import Collection
 
 import onnx
 
+from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
 from onnxdream.metadata import get_prop
 from onnxdream.names.tensors import module_path
@@ -105,8 +105,7 @@ def names_from_metadata(index: GraphIndex, modules: Collection[str] | None = Non
         Node index -> name, unique among the returned names.
     """
     scopes = node_scopes(index, modules)
-    taken: Counter[str] = Counter()
-    names: dict[int, str] = {}
+    bases: dict[int, str] = {}
     for i in index.order:
         if i not in scopes:
             continue
@@ -121,7 +120,7 @@ def names_from_metadata(index: GraphIndex, modules: Collection[str] | None = Non
             base = scope
         else:
             base = f"{scope}/{node.op_type}"
-        count = taken[base]
-        taken[base] += 1
-        names[i] = base if count == 0 else f"{base}_{count}"
-    return names
+        bases[i] = base
+    # A repeated base gets _1, _2, ... in graph order, never taking a base another node has.
+    authority = NameAuthority(reserved=bases.values())
+    return {i: authority.claim(base) for i, base in bases.items()}
