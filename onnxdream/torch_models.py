@@ -45,6 +45,10 @@ def _load_torch_file(path: Path, trust_pickle: bool):
 
     import torch
 
+    with path.open("rb") as file:
+        head = file.read(2)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):  # zip archive or pickle protocol 2+
+        raise BadModelError(f"{path}: not a torch file (neither a torch.save archive nor a pickle)")
     try:
         if _is_torchscript(path):
             return torch.jit.load(str(path), map_location="cpu")

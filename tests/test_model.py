@@ -190,3 +190,12 @@ def test_every_model_command_reads_a_pickled_torch_file_only_when_trusted(tmp_pa
     trusted = runner.invoke(app, [*commands["layers"], "--trust-pickle", "--json"])
     assert trusted.exit_code == 0, trusted.output
     assert "stem.0" in trusted.output
+
+
+def test_a_junk_torch_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "junk.pt"
+    path.write_text("not a model")
+    with pytest.raises(
+        BadModelError, match=r"junk\.pt: not a torch file \(neither a torch\.save archive nor a pickle\)$"
+    ):
+        open_model(path)
