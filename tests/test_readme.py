@@ -1,4 +1,4 @@
-"""Every ``onnxdream`` command shown in the README runs, in order, and succeeds.
+"""Every ``onnxdream`` command shown in the README runs, in order, and succeeds; then its Python blocks.
 
 The files the examples name (a photo, zoo models, a fine-tuned export, a map file, a factory
 module) are made here; everything else the commands write is used by the commands after them.
@@ -83,6 +83,17 @@ def test_readme_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             Path(target).write_text(result.stdout)
     assert (tmp_path / "out.png").stat().st_size > 0
     assert json.loads((tmp_path / "layers.json").read_text())[0]["name"] == "_conv_stem"
+    # The Python examples run too, in the same folder, on the files the commands made.
+    blocks = readme_python()
+    assert any("open_model" in block for block in blocks)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert (tmp_path / "again.onnx").is_file()
+
+
+def readme_python() -> list[str]:
+    """The README's Python blocks."""
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 def _takes_device(args: list[str]) -> bool:
