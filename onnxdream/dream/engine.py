@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,29 @@ from onnxdream.sizes import required_multiple
 
 GUIDE_SIZE = 512
 """A guide image is shrunk so its longer side is at most this many pixels."""
+
+
+def check_step_options(options: Any) -> None:
+    """Checks the options every gradient-ascent loop shares (dream and visualize): loss, gradient
+    normalisation, mismatch policy, steps, parameterisation and optimiser.
+
+    Raises:
+        OnnxDreamError: the first bad value, named as the Python API names it.
+    """
+    if options.loss not in LOSSES:
+        raise OnnxDreamError(f"unknown loss {options.loss!r}; choose one of {', '.join(LOSSES)}")
+    if options.grad_norm not in GRAD_NORMS:
+        raise OnnxDreamError(
+            f"unknown gradient normalisation {options.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
+        )
+    if options.on_mismatch not in ("error", "warn"):
+        raise OptionError(
+            f"{{on_mismatch}} must be 'error' or 'warn', got {options.on_mismatch!r}", "on_mismatch"
+        )
+    if options.steps < 1:
+        raise OptionError(f"{{steps}} must be at least 1, got {options.steps}", "steps")
+    check_param(options.param)
+    check_optimizer(options.optimizer, options.lr)
 
 
 @dataclass
@@ -58,20 +82,7 @@ class DreamOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise OnnxDreamError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.grad_norm not in GRAD_NORMS:
-            raise OnnxDreamError(
-                f"unknown gradient normalisation {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
-            )
-        if self.on_mismatch not in ("error", "warn"):
-            raise OptionError(
-                f"{{on_mismatch}} must be 'error' or 'warn', got {self.on_mismatch!r}", "on_mismatch"
-            )
-        if self.steps < 1:
-            raise OptionError(f"{{steps}} must be at least 1, got {self.steps}", "steps")
-        check_param(self.param)
-        check_optimizer(self.optimizer, self.lr)
+        check_step_options(self)
         self.transforms()  # raises for out-of-range transforms
         if self.check_every is not None and self.check_every < 1:
             raise OptionError(f"{{check_every}} must be at least 1, got {self.check_every}", "check_every")

@@ -22,14 +22,13 @@ from onnxdream.dream.activations import Activation, as_tensors
 from onnxdream.dream.api import ImageArg, as_array, layer_specs
 from onnxdream.dream.channels import channel_count, check_channels, parse_channels, top_channels
 from onnxdream.dream.checks import CheckSummary
-from onnxdream.dream.engine import Dreamer
-from onnxdream.dream.objectives import LOSSES, LayerSpec, Objective
+from onnxdream.dream.engine import Dreamer, check_step_options
+from onnxdream.dream.objectives import LayerSpec, Objective
 from onnxdream.dream.octaves import MIN_FEATURE
-from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
-from onnxdream.dream.param import ImageParam, check_param
+from onnxdream.dream.optim import Optimizer, take_step
+from onnxdream.dream.param import ImageParam
 from onnxdream.dream.progress import ProgressBar
 from onnxdream.dream.source import ModelArg, open_dreamer
-from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import compute_gradient
 from onnxdream.dream.transforms import Transforms
 from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, first_line
@@ -62,24 +61,11 @@ class VisualizeOptions:
     def __post_init__(self) -> None:
         if self.size < 1:
             raise OptionError(f"{{size}} must be at least 1, got {self.size}", "size")
-        if self.steps < 1:
-            raise OptionError(f"{{steps}} must be at least 1, got {self.steps}", "steps")
         if self.batch < 1:
             raise OptionError(f"{{batch}} must be at least 1, got {self.batch}", "batch")
         if self.diversity < 0:
             raise OptionError(f"{{diversity}} must be 0 or more, got {self.diversity}", "diversity")
-        if self.loss not in LOSSES:
-            raise OnnxDreamError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.grad_norm not in GRAD_NORMS:
-            raise OnnxDreamError(
-                f"unknown gradient normalisation {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}"
-            )
-        if self.on_mismatch not in ("error", "warn"):
-            raise OptionError(
-                f"{{on_mismatch}} must be 'error' or 'warn', got {self.on_mismatch!r}", "on_mismatch"
-            )
-        check_param(self.param)
-        check_optimizer(self.optimizer, self.lr)
+        check_step_options(self)
         self.transforms()  # raises for out-of-range transforms
 
     def transforms(self) -> Transforms:
