@@ -12,13 +12,16 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from onnxdream.commands.command import render_error
 from onnxdream.errors import OnnxDreamError, OptionError, first_line
+
+if TYPE_CHECKING:
+    from onnxdream.dream.engine import Dreamer
 
 err_console = Console(stderr=True, soft_wrap=True)
 """Logs, tables meant for people and progress go to stderr when ``--json`` owns stdout."""
@@ -140,3 +143,29 @@ def spec_files(model: str | None) -> list[Path]:
     if model is None or model.startswith(ZOO_PREFIX) or not Path(model).is_file():
         return []
     return model_files(model)
+
+
+def open_dreamer_from_flags(
+    model: str | None,
+    device: str,
+    mean: str | None,
+    std: str | None,
+    value_range: str | None,
+    channel_order: str | None,
+    trust_pickle: bool,
+) -> Dreamer:
+    """``open_dreamer`` with the preprocessing flags parsed, behind a status line (the built-in
+    model is exported on first use: several seconds, then read from the cache)."""
+    from onnxdream.commands.options import float_list
+    from onnxdream.dream.source import open_dreamer
+
+    with err_console.status("loading the model and building its torch mirror"):
+        return open_dreamer(
+            model,
+            device,
+            float_list(mean, "--mean"),
+            float_list(std, "--std"),
+            float_list(value_range, "--range"),
+            channel_order,
+            trust_pickle,
+        )

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from onnxdream.commands.common import err_console, guarded, print_json, spec_files, warn
+from onnxdream.commands.common import (
+    err_console,
+    guarded,
+    open_dreamer_from_flags,
+    print_json,
+    spec_files,
+    warn,
+)
 from onnxdream.commands.options import (
     ChannelOrderOption,
     DeviceOption,
@@ -20,7 +27,6 @@ from onnxdream.commands.options import (
     RangeOption,
     StdOption,
     TrustPickleOption,
-    float_list,
 )
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import MAX_PIXELS
@@ -139,7 +145,6 @@ def dream_command(
     from onnxdream.dream.batch import dream_atlas, dream_folder, summary
     from onnxdream.dream.demo import demo_image
     from onnxdream.dream.engine import DreamOptions
-    from onnxdream.dream.source import open_dreamer
     from onnxdream.inputs.images import output_format, save_image
 
     if demo:
@@ -160,17 +165,7 @@ def dream_command(
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
     _check_paths(image, out, guide, model, frames, folder)
 
-    # The built-in model is exported on first use (several seconds), then read from the cache.
-    with err_console.status("loading the model and building its torch mirror"):
-        dreamer = open_dreamer(
-            model,
-            device,
-            float_list(mean, "--mean"),
-            float_list(std, "--std"),
-            float_list(value_range, "--range"),
-            channel_order,
-            trust_pickle,
-        )
+    dreamer = open_dreamer_from_flags(model, device, mean, std, value_range, channel_order, trust_pickle)
     options = DreamOptions(
         loss=loss,
         octaves=octaves,

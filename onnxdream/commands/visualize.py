@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from onnxdream.commands.common import err_console, guarded, print_json, spec_files, warn
+from onnxdream.commands.common import (
+    err_console,
+    guarded,
+    open_dreamer_from_flags,
+    print_json,
+    spec_files,
+    warn,
+)
 from onnxdream.commands.options import (
     ChannelOrderOption,
     DeviceOption,
@@ -18,7 +25,6 @@ from onnxdream.commands.options import (
     RangeOption,
     StdOption,
     TrustPickleOption,
-    float_list,
 )
 
 _EXAMPLES = """
@@ -93,7 +99,6 @@ def visualize_command(
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
     from onnxdream.dream.api import layer_specs
     from onnxdream.dream.atlas import make_grid
-    from onnxdream.dream.source import open_dreamer
     from onnxdream.dream.visualize import run
     from onnxdream.inputs.images import output_format, save_image
     from onnxdream.paths import check_writes
@@ -106,16 +111,7 @@ def visualize_command(
     reads = ([image] if image is not None else []) + spec_files(model)
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
-    with err_console.status("loading the model and building its torch mirror"):
-        dreamer = open_dreamer(
-            model,
-            device,
-            float_list(mean, "--mean"),
-            float_list(std, "--std"),
-            float_list(value_range, "--range"),
-            channel_order,
-            trust_pickle,
-        )
+    dreamer = open_dreamer_from_flags(model, device, mean, std, value_range, channel_order, trust_pickle)
     images, result = run(
         dreamer,
         layer_specs(dreamer, layer, model),
