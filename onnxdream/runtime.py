@@ -85,14 +85,29 @@ def cuda_available() -> bool:
     return session.get_providers()[0] == _PROVIDERS["cuda"]
 
 
+def check_settings(device: str = "auto", optimization: str = "all") -> None:
+    """Refuse an unknown device or optimisation level (cheap: nothing is probed).
+
+    Raises:
+        OnnxDreamError: the unknown value and the valid ones (an ``OptionError`` for the level,
+            which the CLI calls ``--ort-opt``).
+    """
+    if device not in DEVICES:
+        raise OnnxDreamError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if optimization not in OPTIMIZATIONS:
+        raise OptionError(
+            f"unknown {{ort_opt}} {optimization!r}; choose one of {', '.join(OPTIMIZATIONS)}",
+            ort_opt="optimisation level",
+        )
+
+
 def resolve_device(device: str) -> str:
     """Map ``auto|cpu|cuda`` to the device that will really be used.
 
     Raises:
         OnnxDreamError: unknown device, or ``cuda`` asked for where it does not load.
     """
-    if device not in DEVICES:
-        raise OnnxDreamError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    check_settings(device)
     if device == "auto":
         return "cuda" if cuda_available() else "cpu"
     if device == "cuda" and not cuda_available():
@@ -220,10 +235,7 @@ def make_session(
     Raises:
         OnnxDreamError: bad device or optimisation level, or ONNX Runtime rejects the model.
     """
-    if optimization not in OPTIMIZATIONS:
-        raise OnnxDreamError(
-            f"unknown optimisation level {optimization!r}; choose one of {', '.join(OPTIMIZATIONS)}"
-        )
+    check_settings(device, optimization)
     resolved = resolve_device(device)
     where = source or (str(model) if not isinstance(model, onnx.ModelProto) else "<model>")
     if isinstance(model, onnx.ModelProto):

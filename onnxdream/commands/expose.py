@@ -111,18 +111,13 @@ def expose_layers(
       onnxdream expose-layers m.onnx out.onnx -l _blocks.8 --run photo.jpg --save acts.npz
     """
     from onnxdream import io
-    from onnxdream.errors import OnnxDreamError
     from onnxdream.inputs.feeds import load_input
     from onnxdream.model import open_model
     from onnxdream.paths import check_writes
-    from onnxdream.runtime import DEVICES, OPTIMIZATIONS
+    from onnxdream.runtime import check_settings
     from onnxdream.surgery import expose
 
-    # Checked even when nothing runs: a typo is a typo.
-    if ort_opt not in OPTIMIZATIONS:
-        raise OnnxDreamError(f"unknown --ort-opt {ort_opt!r}; choose one of {', '.join(OPTIMIZATIONS)}")
-    if device not in DEVICES:
-        raise OnnxDreamError(f"unknown --device {device!r}; choose one of {', '.join(DEVICES)}")
+    check_settings(device, ort_opt)  # even when nothing runs: a typo is a typo
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
     _warn_ignored(input_path, output, in_place, run, save, ort_set)
     saving = save is not None and run is not None
