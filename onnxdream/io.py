@@ -310,16 +310,6 @@ def data_path(path: PathLike) -> Path:
     return path.parent / f"{path.name}.data"
 
 
-def model_files(path: PathLike) -> list[Path]:
-    """The model file and the external-data files it names: everything reading it touches."""
-    path = Path(path)
-    try:
-        model = read_proto(path)
-    except BadModelError:
-        return [path]
-    return [path, *_data_files(model, path)]
-
-
 def save_model(
     model: onnx.ModelProto,
     path: PathLike,

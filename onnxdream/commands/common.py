@@ -10,7 +10,6 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +21,7 @@ from onnxdream.errors import OnnxDreamError, OptionError, first_line
 
 if TYPE_CHECKING:
     from onnxdream.dream.engine import Dreamer
+    from onnxdream.model import Model
 
 err_console = Console(stderr=True, soft_wrap=True)
 """Logs, tables meant for people and progress go to stderr when ``--json`` owns stdout."""
@@ -135,31 +135,29 @@ def warn(message: str) -> None:
     err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
 
 
-def spec_files(model: str | None) -> list[Path]:
-    """The files a ``--model``/MODEL spec reads: a model file and its external data (none for ``zoo:``)."""
-    from onnxdream.io import model_files
-    from onnxdream.zoo import ZOO_PREFIX
+def open_model_with_status(spec: str | None, trust_pickle: bool) -> Model:
+    """The model a MODEL or ``--model`` value names (default: the built-in one), behind a status
+    line: the built-in model is exported on first use (several seconds), then read from its cache."""
+    from onnxdream.model import open_model
+    from onnxdream.zoo import BUILTIN
 
-    if model is None or model.startswith(ZOO_PREFIX) or not Path(model).is_file():
-        return []
-    return model_files(model)
+    with err_console.status("loading the model"):
+        return open_model(BUILTIN if spec is None else spec, trust_pickle=trust_pickle)
 
 
 def open_dreamer_from_flags(
-    model: str | None,
+    model: Model,
     device: str,
     mean: str | None,
     std: str | None,
     value_range: str | None,
     channel_order: str | None,
-    trust_pickle: bool,
 ) -> Dreamer:
-    """``open_dreamer`` with the preprocessing flags parsed, behind a status line (the built-in
-    model is exported on first use: several seconds, then read from the cache)."""
+    """``open_dreamer`` with the preprocessing flags parsed, behind a status line."""
     from onnxdream.commands.options import float_list
     from onnxdream.dream.source import open_dreamer
 
-    with err_console.status("loading the model and building its torch mirror"):
+    with err_console.status("building the model's torch mirror"):
         return open_dreamer(
             model,
             device,
@@ -167,5 +165,4 @@ def open_dreamer_from_flags(
             float_list(std, "--std"),
             float_list(value_range, "--range"),
             channel_order,
-            trust_pickle,
         )

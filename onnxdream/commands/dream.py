@@ -11,8 +11,8 @@ from onnxdream.commands.common import (
     err_console,
     guarded,
     open_dreamer_from_flags,
+    open_model_with_status,
     print_json,
-    spec_files,
     warn,
 )
 from onnxdream.commands.options import (
@@ -57,14 +57,14 @@ Examples:
 
 
 def _check_paths(
-    image: str | None, out: str, guide: Path | None, model: str | None, frames: int | None, folder: bool
+    image: str | None, out: str, guide: Path | None, model_files: list[Path], frames: int | None, folder: bool
 ) -> None:
     """Refuse, before any work, outputs that would replace an input (image, guide, model files)."""
     from onnxdream.dream.animate import frame_paths
     from onnxdream.dream.batch import folder_outputs
     from onnxdream.paths import check_writes
 
-    reads: list[Path] = ([guide] if guide is not None else []) + spec_files(model)
+    reads: list[Path] = ([guide] if guide is not None else []) + model_files
     if folder:
         outputs = folder_outputs(image, out)  # type: ignore[arg-type]
         check_writes(reads + list(outputs), list(outputs.values()))
@@ -163,9 +163,10 @@ def dream_command(
         output_format(out)
     if not 0 <= seed < 2**32:
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
-    _check_paths(image, out, guide, model, frames, folder)
+    opened = open_model_with_status(model, trust_pickle)
+    _check_paths(image, out, guide, opened.files, frames, folder)
 
-    dreamer = open_dreamer_from_flags(model, device, mean, std, value_range, channel_order, trust_pickle)
+    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
     options = DreamOptions(
         loss=loss,
         octaves=octaves,

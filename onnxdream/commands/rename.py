@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from onnxdream.commands.common import err_console, guarded, out_console, print_json, spec_files, warn
+from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
 from onnxdream.commands.options import JsonOption, ModelArgument, TrustPickleOption
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import data_path, save_model, staged
@@ -110,9 +110,10 @@ def rename_command(
         raise OnnxDreamError(
             f"{model}: --in-place rewrites an ONNX file; give OUT.onnx for a {opened.kind} model"
         )
+    reference_model = _open_reference(reference, trust_pickle) if reference else None
     if not dry_run:
         writes = [target, data_path(target), report]
-        reads = [*opened.files, map_file, *spec_files(reference)]
+        reads = [*opened.files, map_file, *(reference_model.files if reference_model else [])]
         in_place_ok = [target, data_path(target)] if in_place else []
         check_writes(reads, writes, in_place=in_place_ok, hint="use --in-place")
 
@@ -126,7 +127,7 @@ def rename_command(
             mapping=mapping,
             rules=rules,
             strip_prefix=strip_prefix,
-            reference=_open_reference(reference, trust_pickle) if reference else None,
+            reference=reference_model,
             min_score=min_score,
             inplace=True,
         )

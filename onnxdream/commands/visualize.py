@@ -11,8 +11,8 @@ from onnxdream.commands.common import (
     err_console,
     guarded,
     open_dreamer_from_flags,
+    open_model_with_status,
     print_json,
-    spec_files,
     warn,
 )
 from onnxdream.commands.options import (
@@ -108,10 +108,11 @@ def visualize_command(
     if image is not None and not grid:
         warn("--image is only used with --top; ignored")
         image = None
-    reads = ([image] if image is not None else []) + spec_files(model)
+    opened = open_model_with_status(model, trust_pickle)
+    reads = ([image] if image is not None else []) + opened.files
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
-    dreamer = open_dreamer_from_flags(model, device, mean, std, value_range, channel_order, trust_pickle)
+    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
     images, result = run(
         dreamer,
         layer_specs(dreamer, layer, model),
