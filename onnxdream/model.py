@@ -70,12 +70,12 @@ ModelSpec: TypeAlias = "Model | onnx.ModelProto | str | os.PathLike[str]"
 
 
 def open_model(
-    spec: ModelSpec, *, trust_pickle: bool = False, source: str | None = None, weights: bool = True
+    spec: ModelSpec, *, trust_pickle: bool = False, source: str | None = None, external_data: bool = True
 ) -> Model:
     """The :class:`Model` a path, ``ModelProto``, ``zoo:NAME`` or torch SPEC names.
 
     ``source`` labels a proto in messages (default ``<model>``; a file is labelled by its path).
-    ``weights=False`` leaves an ONNX file's external data unread (its files are still checked):
+    ``external_data=False`` leaves an ONNX file's external data unread (its files are still checked):
     enough for verbs that only read the graph.
 
     A torch SPEC is exported with the export naming contract and verified against torch; loading
@@ -101,7 +101,7 @@ def open_model(
 
     if is_torch_spec(text):
         return _open_torch(text, trust_pickle)
-    proto, data_files = load_model_and_data_files(text, external_data=weights)
+    proto, data_files = load_model_and_data_files(text, external_data=external_data)
     return Model(proto, source or text, Path(text), tuple(data_files), "file")
 
 
