@@ -325,11 +325,11 @@ def load_weights(
                 "weights_prefix",
             )
     selected = {k[len(chosen) :]: v for k, v in state.items() if k.startswith(chosen)}
+    fit = sum(1 for k, v in model_state.items() if k in selected and _same_shape(selected[k], v))
     _fill_optional(selected, model_state)
     problems = _fit_problems(selected, model_state)
     if problems:
         stripped = f" (prefix {chosen!r} stripped)" if chosen else ""
-        fit = sum(1 for k, v in model_state.items() if k in selected and _same_shape(selected[k], v))
         raise WeightsMismatchError(
             f"{path}: weights do not fit {target}{stripped}: {'; '.join(problems)}; "
             f"{fit} of {len(model_state)} model keys fit"
