@@ -265,6 +265,20 @@ def _fit_problems(selected: Mapping[str, Any], model_state: Mapping[str, Any]) -
     return problems
 
 
+def _part_hint(keys: list[str], model_state: Mapping[str, Any]) -> str:
+    """``; they fit under '0.' (...)`` when the file holds the weights of one submodule only
+    (the pretrained network's, not the fine-tuned whole's)."""
+    inner = sorted({p for k in model_state for p in _leading_prefixes(k)}, key=lambda p: (len(p), p))
+    best, best_fit = "", 0
+    for prefix in inner:
+        fit = sum(1 for k in keys if prefix + k in model_state)
+        if fit > best_fit:
+            best, best_fit = prefix, fit
+    if not best or 2 * best_fit < len(keys):
+        return ""
+    return f"; {best_fit} of the file's keys fit under {best!r}: weights of that part only, not of the whole"
+
+
 def _fill_optional(selected: dict[str, Any], model_state: Mapping[str, Any]) -> None:
     """Keep the model's own value where the file may leave an entry out: BatchNorm's step counter,
     and a tied parameter whose twin the file has (safetensors' ``save_model`` drops duplicates)."""
@@ -326,13 +340,15 @@ def load_weights(
             )
     selected = {k[len(chosen) :]: v for k, v in state.items() if k.startswith(chosen)}
     fit = sum(1 for k, v in model_state.items() if k in selected and _same_shape(selected[k], v))
+    provided = list(selected)
     _fill_optional(selected, model_state)
     problems = _fit_problems(selected, model_state)
     if problems:
         stripped = f" (prefix {chosen!r} stripped)" if chosen else ""
+        hint = _part_hint(provided, model_state) if fit < len(model_state) // 2 else ""
         raise WeightsMismatchError(
             f"{path}: weights do not fit {target}{stripped}: {'; '.join(problems)}; "
-            f"{fit} of {len(model_state)} model keys fit"
+            f"{fit} of {len(model_state)} model keys fit{hint}"
         )
     try:
         model.load_state_dict(selected, strict=True)

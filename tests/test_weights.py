@@ -28,7 +28,7 @@ from onnxdream.runtime import make_session
 from onnxdream.torch_export import export_model
 from onnxdream.torch_weights import WeightsMismatchError, guess_prefix, load_weights, read_weights
 from tests import transfer_variants
-from tests.weights_nets import FINE_TUNED, OTHER, fine_tune, fine_tuned, other
+from tests.weights_nets import FINE_TUNED, OTHER, CustomLayer, fine_tune, fine_tuned, other, pretrained
 
 runner = CliRunner()
 SHAPE = "1,3,32,32"
@@ -338,4 +338,14 @@ def test_a_real_lightning_checkpoint_exports_what_the_lightning_module_computed(
         "Lightning checkpoint",
         "model.",
         1,
+    )
+
+
+def test_weights_of_a_part_are_told_apart_from_the_whole(tmp_path):
+    torch.save(pretrained().state_dict(), tmp_path / "pretrained.pth")
+    whole = torch.nn.Sequential(pretrained(), CustomLayer())
+    with pytest.raises(WeightsMismatchError) as caught:
+        load_weights(whole, tmp_path / "pretrained.pth", target="net")
+    assert str(caught.value).endswith(
+        "0 of 11 model keys fit; 9 of the file's keys fit under '0.': weights of that part only, not of the whole"
     )
