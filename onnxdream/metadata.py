@@ -15,6 +15,8 @@ RENAMES_KEY = "onnxdream.renames"
 """Model metadata: JSON ``{new_name: old_name}`` of every rename, so it can be undone."""
 EXPOSED_KEY = "onnxdream.exposed"
 """Model metadata: JSON ``{layer: [output tensor, ...]}`` of layers exposed as outputs."""
+WEIGHTS_KEY = "onnxdream.weights"
+"""Model metadata: JSON ``{file, sha256, format, prefix, tensors, ignored}`` of an export's ``--weights``."""
 PREPROCESS_KEY = "onnxdream.preprocess"
 """Model metadata: JSON ``{"mean": [...], "std": [...], "range": [lo, hi], "channels": "RGB"}``."""
 

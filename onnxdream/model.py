@@ -17,7 +17,7 @@ from typing import TypeAlias
 import onnx
 
 from onnxdream import zoo
-from onnxdream.errors import OnnxDreamError, unknown
+from onnxdream.errors import OnnxDreamError, OptionError, unknown
 from onnxdream.graph import GraphIndex
 from onnxdream.io import load_model_and_data_files
 
@@ -36,6 +36,7 @@ class Model:
             (``None``: built in memory, or from a factory).
         data_files: the external-data files it was read with (empty: weights inline).
         kind: what named it: ``file`` (an ONNX file), ``proto``, ``zoo`` or ``torch``.
+        weights_file: the weights file loaded into a torch SPEC's architecture (``weights=``).
     """
 
     proto: onnx.ModelProto
@@ -43,6 +44,7 @@ class Model:
     path: Path | None = None
     data_files: tuple[Path, ...] = field(default=())
     kind: str = "proto"
+    weights_file: Path | None = None
 
     @property
     def external_data(self) -> bool:
@@ -51,8 +53,9 @@ class Model:
 
     @property
     def files(self) -> list[Path]:
-        """Every file reading this model touched: the model and its data files."""
-        return [self.path, *self.data_files] if self.path is not None else []
+        """Every file reading this model touched: the model, its data files and its weights file."""
+        files = [self.path, *self.data_files] if self.path is not None else []
+        return files + ([self.weights_file] if self.weights_file is not None else [])
 
     @cached_property
     def index(self) -> GraphIndex:
@@ -70,22 +73,34 @@ ModelSpec: TypeAlias = "Model | onnx.ModelProto | str | os.PathLike[str]"
 
 
 def open_model(
-    spec: ModelSpec, *, trust_pickle: bool = False, source: str | None = None, weights: bool = True
+    spec: ModelSpec,
+    *,
+    trust_pickle: bool = False,
+    source: str | None = None,
+    external_data: bool = True,
+    weights: str | os.PathLike[str] | None = None,
+    weights_prefix: str | None = None,
 ) -> Model:
     """The :class:`Model` a path, ``ModelProto``, ``zoo:NAME`` or torch SPEC names.
 
     ``source`` labels a proto in messages (default ``<model>``; a file is labelled by its path).
-    ``weights=False`` leaves an ONNX file's external data unread (its files are still checked):
+    ``external_data=False`` leaves an ONNX file's external data unread (its files are still checked):
     enough for verbs that only read the graph.
 
     A torch SPEC is exported with the export naming contract and verified against torch; loading
     a ``torch.save(model)`` pickle runs code from the file, so it needs ``trust_pickle=True``.
+    ``weights`` is a weights file for a torch SPEC's architecture (``zoo:efficientnet-lite0`` or
+    ``package.module:factory`` with a state dict, checkpoint, Lightning ``.ckpt`` or
+    ``.safetensors``), its key prefix guessed or given as ``weights_prefix``.
 
     Raises:
         BadModelError: a missing, unreadable or unsafe file.
         MismatchError: a torch model whose export ONNX Runtime does not reproduce.
-        OnnxDreamError: an unknown zoo name (nearest suggested), a bad torch SPEC.
+        OnnxDreamError: an unknown zoo name (nearest suggested), a bad torch SPEC, weights for
+            something that is not a torch SPEC, or weights that do not fit it.
     """
+    if weights is not None or weights_prefix is not None:
+        return _open_torch_with_weights(spec, trust_pickle, weights, weights_prefix)
     if isinstance(spec, Model):
         return spec
     if isinstance(spec, onnx.ModelProto):
@@ -101,7 +116,7 @@ def open_model(
 
     if is_torch_spec(text):
         return _open_torch(text, trust_pickle)
-    proto, data_files = load_model_and_data_files(text, external_data=weights)
+    proto, data_files = load_model_and_data_files(text, external_data=external_data)
     return Model(proto, source or text, Path(text), tuple(data_files), "file")
 
 
@@ -129,10 +144,41 @@ def _open_zoo(spec: str) -> Model:
     raise OnnxDreamError(unknown("zoo model", name, [zoo.EFFICIENTNET, *zoo.LIGHT_ZOO], listing="available:"))
 
 
-def _open_torch(spec: str, trust_pickle: bool) -> Model:
-    """A torch SPEC exported (names kept) and checked against torch."""
+def _open_torch(
+    spec: str,
+    trust_pickle: bool,
+    weights: str | os.PathLike[str] | None = None,
+    weights_prefix: str | None = None,
+) -> Model:
+    """A torch SPEC exported (names kept, weights loaded from ``weights``) and checked against torch."""
     from onnxdream.torch_export import export_model, require_match
 
-    result = export_model(spec, trust_pickle=trust_pickle)
+    result = export_model(spec, trust_pickle=trust_pickle, weights=weights, weights_prefix=weights_prefix)
     require_match(result, spec)
-    return Model(result.model, spec, Path(spec) if Path(spec).is_file() else None, kind="torch")
+    path = Path(spec) if Path(spec).is_file() else None
+    return Model(
+        result.model, spec, path, kind="torch", weights_file=Path(weights) if weights is not None else None
+    )
+
+
+def _open_torch_with_weights(
+    spec: ModelSpec, trust_pickle: bool, weights: str | os.PathLike[str] | None, weights_prefix: str | None
+) -> Model:
+    """A torch SPEC's architecture with the weights of a file; anything else cannot take them."""
+    from onnxdream.torch_models import is_torch_spec
+
+    if weights is None:
+        raise OptionError(
+            "{weights_prefix} strips a prefix from the keys of {weights}; give the file",
+            "weights",
+            "weights_prefix",
+        )
+    text = os.fspath(spec) if isinstance(spec, str | os.PathLike) else None
+    if text is None or not (text == zoo.BUILTIN or is_torch_spec(text)):
+        what = repr(text) if text is not None else f"a {type(spec).__name__}"
+        raise OptionError(
+            f"{{weights}} loads weights into a torch SPEC (zoo:{zoo.EFFICIENTNET}, package.module:factory "
+            f"or a torch file), not into {what}",
+            "weights",
+        )
+    return _open_torch(text, trust_pickle, weights, weights_prefix)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from dataclasses import dataclass
 import onnx
 
 from onnxdream.compare import ATOL, Comparison, compare
-from onnxdream.errors import MismatchError, OnnxDreamError, first_line
+from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, first_line
 from onnxdream.fresh_names import NameAuthority
 from onnxdream.graph import GraphIndex
-from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, set_json, set_prop
+from onnxdream.metadata import ORIGIN_KEY, PREPROCESS_KEY, WEIGHTS_KEY, set_json, set_prop
 from onnxdream.names.metadata import names_from_metadata
 from onnxdream.torch_models import load_torch_model
+from onnxdream.torch_weights import WeightsSource, load_weights
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ExportResult:
     model: onnx.ModelProto
     comparison: Comparison
     device: str
+    weights: WeightsSource | None = None
 
     @property
     def max_abs_diff(self) -> float:
@@ -140,6 +143,8 @@ def export_model(
     std: Sequence[float] | None = None,
     seed: int = 0,
     trust_pickle: bool = False,
+    weights: str | os.PathLike[str] | None = None,
+    weights_prefix: str | None = None,
 ) -> ExportResult:
     """Export a torch model (see :func:`load_torch_model` for SPEC) with module names kept.
 
@@ -147,16 +152,33 @@ def export_model(
     input; callers decide whether to fail (``ExportResult.ok``). ``trust_pickle=True`` allows a
     ``torch.save(model)`` file, whose loading runs code from the file.
 
+    ``weights`` loads a weights file into the SPEC's architecture first (a state dict, a
+    checkpoint, a Lightning ``.ckpt`` or ``.safetensors``; see :mod:`onnxdream.torch_weights`),
+    its key prefix guessed or given as ``weights_prefix``; the file's name and sha256 are recorded
+    in the model's ``onnxdream.weights`` metadata.
+
     Raises:
         OnnxDreamError: bad SPEC (see :func:`load_torch_model`), an input shape past
-            :data:`MAX_INPUT_ELEMENTS`, or the exporter fails.
+            :data:`MAX_INPUT_ELEMENTS`, a weights file that cannot be read or does not fit
+            (see :func:`load_weights`), or the exporter fails.
     """
     import torch
 
     from onnxdream import zoo
 
     _check_input_shape(input_shape)
+    if weights_prefix is not None and weights is None:
+        raise OptionError(
+            "{weights_prefix} strips a prefix from the keys of {weights}; give the file",
+            "weights",
+            "weights_prefix",
+        )
     torch_model = load_torch_model(spec, trust_pickle=trust_pickle)
+    source = None
+    if weights is not None:
+        source = load_weights(
+            torch_model, weights, prefix=weights_prefix, trust_pickle=trust_pickle, target=spec
+        )
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
     try:
         with quiet_exporter():
@@ -171,8 +193,10 @@ def export_model(
         preprocess["std"] = list(std)
     if preprocess:
         set_json(model, PREPROCESS_KEY, preprocess)
+    if source is not None:
+        set_json(model, WEIGHTS_KEY, source.to_json())
     comparison, device = _verify(model, torch_model, example)
-    return ExportResult(model, comparison, device)
+    return ExportResult(model, comparison, device, source)
 
 
 def require_match(result: ExportResult, what: str) -> None:

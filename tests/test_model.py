@@ -46,7 +46,7 @@ def test_a_file_is_labelled_by_its_path_and_knows_its_data_files(external_model:
 
 
 def test_graph_only_open_leaves_weights_on_disk(external_model: Path) -> None:
-    model = open_model(external_model, weights=False)
+    model = open_model(external_model, external_data=False)
     assert model.external_data
     assert any(t.external_data for t in model.proto.graph.initializer)
 

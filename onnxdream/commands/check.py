@@ -17,6 +17,8 @@ from onnxdream.commands.options import (
     MaxPixelsOption,
     ModelArgument,
     TrustPickleOption,
+    WeightsOption,
+    WeightsPrefixOption,
 )
 from onnxdream.inputs.feeds import load_input
 from onnxdream.inputs.images import MAX_PIXELS
@@ -79,6 +81,8 @@ def check_command(
     json_output: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
+    weights: WeightsOption = None,
+    weights_prefix: WeightsPrefixOption = None,
 ) -> None:
     """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
 
@@ -95,7 +99,7 @@ def check_command(
 
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
-    opened = open_model(model, trust_pickle=trust_pickle)
+    opened = open_model(model, trust_pickle=trust_pickle, weights=weights, weights_prefix=weights_prefix)
     feeds = (
         load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
     )

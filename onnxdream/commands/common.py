@@ -135,14 +135,22 @@ def warn(message: str) -> None:
     err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
 
 
-def open_model_with_status(spec: str | None, trust_pickle: bool) -> Model:
-    """The model a MODEL or ``--model`` value names (default: the built-in one), behind a status
-    line: the built-in model is exported on first use (several seconds), then read from its cache."""
+def open_model_with_status(
+    spec: str | None, trust_pickle: bool, weights: str | None = None, weights_prefix: str | None = None
+) -> Model:
+    """The model a MODEL or ``--model`` value names (default: the built-in one), with ``--weights``
+    loaded into a torch SPEC, behind a status line: the built-in model is exported on first use
+    (several seconds), then read from its cache."""
     from onnxdream.model import open_model
     from onnxdream.zoo import BUILTIN
 
     with err_console.status("loading the model"):
-        return open_model(BUILTIN if spec is None else spec, trust_pickle=trust_pickle)
+        return open_model(
+            BUILTIN if spec is None else spec,
+            trust_pickle=trust_pickle,
+            weights=weights,
+            weights_prefix=weights_prefix,
+        )
 
 
 def open_dreamer_from_flags(

@@ -27,6 +27,8 @@ from onnxdream.commands.options import (
     RangeOption,
     StdOption,
     TrustPickleOption,
+    WeightsOption,
+    WeightsPrefixOption,
 )
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import MAX_PIXELS
@@ -53,6 +55,8 @@ Examples:
   onnxdream dream photo.jpg atlas.png --atlas --match "_blocks.*" --depth 2
 
   onnxdream dream photos/ dreamed/ --model googlenet.onnx --layer inception_4c
+
+  onnxdream dream photo.jpg out.png --model mypkg.nets:build --weights ft.pth --layer fine_tune_block
 """
 
 
@@ -134,6 +138,8 @@ def dream_command(
     json_out: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
+    weights: WeightsOption = None,
+    weights_prefix: WeightsPrefixOption = None,
 ) -> None:
     """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0).
 
@@ -163,7 +169,7 @@ def dream_command(
         output_format(out)
     if not 0 <= seed < 2**32:
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
-    opened = open_model_with_status(model, trust_pickle)
+    opened = open_model_with_status(model, trust_pickle, weights, weights_prefix)
     _check_paths(image, out, guide, opened.files, frames, folder)
 
     dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)

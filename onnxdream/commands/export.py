@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from onnxdream.commands.common import err_console, guarded, print_json
-from onnxdream.commands.options import JsonOption, MeanOption, StdOption, TrustPickleOption, float_list
+from onnxdream.commands.options import (
+    JsonOption,
+    MeanOption,
+    StdOption,
+    TrustPickleOption,
+    WeightsOption,
+    WeightsPrefixOption,
+    float_list,
+)
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import check_model, data_path, save_model
 from onnxdream.paths import check_writes
@@ -39,6 +47,8 @@ def export_command(
     std: StdOption = None,
     json_output: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
+    weights: WeightsOption = None,
+    weights_prefix: WeightsPrefixOption = None,
 ) -> None:
     """Export a torch model to ONNX with node names = torch module paths.
 
@@ -54,9 +64,11 @@ def export_command(
       onnxdream export mypkg.models:build net.onnx --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
 
       onnxdream export full_model.pt model.onnx --trust-pickle
+
+      onnxdream export mypkg.nets:build ft.onnx --weights fine_tuned_model.pth
     """
     spec_file = Path(spec) if Path(spec).is_file() else None
-    check_writes([spec_file], [out, data_path(out)])
+    check_writes([spec_file, Path(weights) if weights else None], [out, data_path(out)])
     with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):
         result = export_model(
             spec,
@@ -67,6 +79,8 @@ def export_command(
             mean=float_list(mean, "--mean"),
             std=float_list(std, "--std"),
             trust_pickle=trust_pickle,
+            weights=weights,
+            weights_prefix=weights_prefix,
         )
     check_model(result.model)
     summary = {
@@ -76,6 +90,7 @@ def export_command(
         "limit": result.limit,
         "ok": result.ok,
         "device": result.device,
+        "weights": result.weights.to_json() if result.weights else None,
     }
     require_match(result, spec)
     save_model(result.model, out)
@@ -85,4 +100,5 @@ def export_command(
         err_console.print(
             f"wrote {out}: {summary['nodes']} nodes; ONNX Runtime ({result.device}) vs torch "
             f"max |diff| {result.max_abs_diff:.2e} (limit {summary['limit']:.2e})"
+            + (f"; weights {result.weights.summary()}" if result.weights else "")
         )

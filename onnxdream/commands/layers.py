@@ -37,7 +37,7 @@ def layers_command(
       onnxdream layers model.onnx --json > layers.json
     """
     rows = list_layers(
-        open_model(model, weights=False, trust_pickle=trust_pickle),
+        open_model(model, external_data=False, trust_pickle=trust_pickle),
         op_types=op_type or (),
         match=match or (),
         depth=depth,

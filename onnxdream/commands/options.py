@@ -31,6 +31,26 @@ TrustPickleOption = Annotated[
         "(without it only TorchScript, weights-only files and pkg.mod:factory load).",
     ),
 ]
+WEIGHTS_HELP = (
+    "Weights for the torch SPEC's architecture: a state dict (.pth/.pt/.bin), a checkpoint or "
+    "Lightning .ckpt (its state_dict), or .safetensors; read without running code."
+)
+WeightsOption = Annotated[str | None, typer.Option("--weights", metavar="FILE", help=WEIGHTS_HELP)]
+ReferenceWeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weights", metavar="FILE", help=WEIGHTS_HELP.replace("the torch SPEC", "the --reference SPEC")
+    ),
+]
+WeightsPrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weights-prefix",
+        metavar="PREFIX",
+        help="Strip this prefix from the weights' keys (default: guessed, e.g. module., model., "
+        "_orig_mod.); an empty PREFIX strips nothing.",
+    ),
+]
 MatchOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -10,7 +10,13 @@ import typer
 from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
-from onnxdream.commands.options import JsonOption, ModelArgument, TrustPickleOption
+from onnxdream.commands.options import (
+    JsonOption,
+    ModelArgument,
+    ReferenceWeightsOption,
+    TrustPickleOption,
+    WeightsPrefixOption,
+)
 from onnxdream.errors import OnnxDreamError
 from onnxdream.io import data_path, save_model, staged
 from onnxdream.model import Model, open_model
@@ -20,10 +26,11 @@ from onnxdream.names.plan import resolve_strategies
 from onnxdream.paths import check_writes
 
 
-def _open_reference(spec: str, trust_pickle: bool) -> Model:
-    """The reference model: an ONNX file or zoo model as it is, a torch SPEC exported on the fly."""
+def _open_reference(spec: str, trust_pickle: bool, weights: str | None, weights_prefix: str | None) -> Model:
+    """The reference model: an ONNX file or zoo model as it is, a torch SPEC exported on the fly
+    (with ``--weights`` loaded into it)."""
     with err_console.status(f"loading the reference {spec}"):
-        return open_model(spec, trust_pickle=trust_pickle)
+        return open_model(spec, trust_pickle=trust_pickle, weights=weights, weights_prefix=weights_prefix)
 
 
 def _print_summary(result: RenameResult, *, dry_run: bool, to_stderr: bool) -> None:
@@ -78,6 +85,8 @@ def rename_command(
     ] = 0.5,
     as_json: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
+    weights: ReferenceWeightsOption = None,
+    weights_prefix: WeightsPrefixOption = None,
 ) -> None:
     """Give nodes with lost names (empty, node_Conv_877, n4_2) meaningful, unique names.
 
@@ -96,6 +105,8 @@ def rename_command(
       onnxdream rename model.onnx out.onnx --rule '^gpu_0/=>' --dry-run
 
       onnxdream rename named.onnx restored.onnx --undo
+
+      onnxdream rename stripped.onnx named.onnx --reference mypkg.nets:build --weights ft.pth
     """
     if undo_renames and (strategy or map_file or rule or strip_prefix or rename_all or reference):
         raise OnnxDreamError("--undo restores recorded names; it takes no strategy, map, rule or reference")
@@ -110,7 +121,9 @@ def rename_command(
         raise OnnxDreamError(
             f"{model}: --in-place rewrites an ONNX file; give OUT.onnx for a {opened.kind} model"
         )
-    reference_model = _open_reference(reference, trust_pickle) if reference else None
+    if (weights is not None or weights_prefix is not None) and not reference:
+        raise OnnxDreamError("--weights loads weights into the --reference SPEC; give --reference")
+    reference_model = _open_reference(reference, trust_pickle, weights, weights_prefix) if reference else None
     if not dry_run:
         writes = [target, data_path(target), report]
         reads = [*opened.files, map_file, *(reference_model.files if reference_model else [])]

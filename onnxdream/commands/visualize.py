@@ -25,6 +25,8 @@ from onnxdream.commands.options import (
     RangeOption,
     StdOption,
     TrustPickleOption,
+    WeightsOption,
+    WeightsPrefixOption,
 )
 
 _EXAMPLES = """
@@ -95,6 +97,8 @@ def visualize_command(
     quiet: QuietOption = False,
     json_out: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
+    weights: WeightsOption = None,
+    weights_prefix: WeightsPrefixOption = None,
 ) -> None:
     """Grow images from noise that maximise a layer, channel or neuron of MODEL (feature visualisation)."""
     from onnxdream.dream.api import layer_specs
@@ -108,7 +112,7 @@ def visualize_command(
     if image is not None and not grid:
         warn("--image is only used with --top; ignored")
         image = None
-    opened = open_model_with_status(model, trust_pickle)
+    opened = open_model_with_status(model, trust_pickle, weights, weights_prefix)
     reads = ([image] if image is not None else []) + opened.files
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
