@@ -29,7 +29,7 @@ from onnxdream.commands.options import (
     TrustPickleOption,
 )
 from onnxdream.errors import OnnxDreamError
-from onnxdream.inputs.images import MAX_PIXELS
+from onnxdream.inputs.limits import MAX_PIXELS
 
 if TYPE_CHECKING:
     from onnxdream.dream.engine import DreamResult

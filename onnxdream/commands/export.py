@@ -10,9 +10,6 @@ import typer
 from onnxdream.commands.common import err_console, guarded, print_json
 from onnxdream.commands.options import JsonOption, MeanOption, StdOption, TrustPickleOption, float_list
 from onnxdream.errors import OnnxDreamError
-from onnxdream.io import check_model, data_path, save_model
-from onnxdream.paths import check_writes
-from onnxdream.torch_export import export_model, require_match
 
 
 def _shape(text: str) -> list[int]:
@@ -55,6 +52,10 @@ def export_command(
 
       onnxdream export full_model.pt model.onnx --trust-pickle
     """
+    from onnxdream.io import check_model, data_path, save_model
+    from onnxdream.paths import check_writes
+    from onnxdream.torch_export import export_model, require_match
+
     spec_file = Path(spec) if Path(spec).is_file() else None
     check_writes([spec_file], [out, data_path(out)])
     with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):
