@@ -82,7 +82,7 @@ def _heavy_modules(source: Path) -> list[str]:
         "except SystemExit:\n    pass\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules} & "
         f"set({HEAVY!r}))))"
     )
-    return _run([sys.executable, "-c", code], source, ROOT)[1].splitlines()[-1].split()
+    return _run([sys.executable, "-c", code], source, Path(tempfile.gettempdir()))[1].splitlines()[-1].split()
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.inputs.limits import MAX_PIXELS
 from onnxdream.io import Staging, atomic_path
 
-
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 """Output extensions and the Pillow format each one is written in."""
 
