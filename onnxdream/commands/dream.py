@@ -17,12 +17,14 @@ from onnxdream.commands.common import (
 )
 from onnxdream.commands.options import (
     ChannelOrderOption,
+    CompileOption,
     DeviceOption,
     JsonOption,
     MatchOption,
     MaxPixelsOption,
     MeanOption,
     ModelOption,
+    PrecisionOption,
     QuietOption,
     RangeOption,
     StdOption,
@@ -122,6 +124,8 @@ def dream_command(
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    compile: CompileOption = False,
     check: bool = typer.Option(True, "--check/--no-check", help="Forward checks by ONNX Runtime."),
     check_every: int = typer.Option(None, help="Also check every N steps (default: once per octave)."),
     on_mismatch: str = typer.Option("error", help="error (exit 1) or warn."),
@@ -166,7 +170,9 @@ def dream_command(
     opened = open_model_with_status(model, trust_pickle)
     _check_paths(image, out, guide, opened.files, frames, folder)
 
-    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
+    dreamer = open_dreamer_from_flags(
+        opened, device, mean, std, value_range, channel_order, precision, compile
+    )
     options = DreamOptions(
         loss=loss,
         octaves=octaves,
