@@ -19,8 +19,9 @@ from onnxdream.errors import OnnxDreamError, first_line
 Probe = Callable[[int, int], object]
 """Runs the network on an input of the given height and width; raises when it cannot."""
 
-PROBE_BASE = (256, 512)
-"""Sides divisible by every multiple probed; the second is for networks that need more than 256."""
+PROBE_BASE = (128, 256, 512)
+"""Sides divisible by every multiple probed, smallest first (probing at 128 costs a quarter of 256:
+it is part of every dream's fixed cost); the larger ones are for networks that need more."""
 MULTIPLES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 

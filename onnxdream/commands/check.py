@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from onnxdream.commands.common import guarded, out_console, print_json
 from onnxdream.commands.options import (
@@ -20,10 +19,10 @@ from onnxdream.commands.options import (
     WeightsOption,
     WeightsPrefixOption,
 )
-from onnxdream.inputs.feeds import load_input
-from onnxdream.inputs.images import MAX_PIXELS
-from onnxdream.mirror_check import CheckResult, check
-from onnxdream.model import open_model
+from onnxdream.inputs.limits import MAX_PIXELS
+
+if TYPE_CHECKING:
+    from onnxdream.mirror_check import CheckResult
 
 
 def _number(value: float | None) -> str:
@@ -31,6 +30,8 @@ def _number(value: float | None) -> str:
 
 
 def _print_table(model: Path, result: CheckResult) -> None:
+    from rich.table import Table
+
     first = result.first_diverging
     table = Table(title=f"{model} — mirror vs ONNX Runtime ({result.device})", title_justify="left")
     table.add_column("layer", no_wrap=True)
@@ -99,6 +100,10 @@ def check_command(
 
       onnxdream check model.onnx --input cat.jpg --device cpu
     """
+    from onnxdream.inputs.feeds import load_input
+    from onnxdream.mirror_check import check
+    from onnxdream.model import open_model
+
     opened = open_model(model, trust_pickle=trust_pickle, weights=weights, weights_prefix=weights_prefix)
     feeds = (
         load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None

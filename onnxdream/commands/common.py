@@ -160,6 +160,8 @@ def open_dreamer_from_flags(
     std: str | None,
     value_range: str | None,
     channel_order: str | None,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Dreamer:
     """``open_dreamer`` with the preprocessing flags parsed, behind a status line."""
     from onnxdream.commands.options import float_list
@@ -173,4 +175,6 @@ def open_dreamer_from_flags(
             float_list(std, "--std"),
             float_list(value_range, "--range"),
             channel_order,
+            precision=precision,
+            compile=compile,
         )

@@ -17,12 +17,14 @@ from onnxdream.commands.common import (
 )
 from onnxdream.commands.options import (
     ChannelOrderOption,
+    CompileOption,
     DeviceOption,
     JsonOption,
     MatchOption,
     MaxPixelsOption,
     MeanOption,
     ModelOption,
+    PrecisionOption,
     QuietOption,
     RangeOption,
     StdOption,
@@ -31,7 +33,7 @@ from onnxdream.commands.options import (
     WeightsPrefixOption,
 )
 from onnxdream.errors import OnnxDreamError
-from onnxdream.inputs.images import MAX_PIXELS
+from onnxdream.inputs.limits import MAX_PIXELS
 
 if TYPE_CHECKING:
     from onnxdream.dream.engine import DreamResult
@@ -126,6 +128,8 @@ def dream_command(
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    compile: CompileOption = False,
     check: bool = typer.Option(True, "--check/--no-check", help="Forward checks by ONNX Runtime."),
     check_every: int = typer.Option(None, help="Also check every N steps (default: once per octave)."),
     on_mismatch: str = typer.Option("error", help="error (exit 1) or warn."),
@@ -172,7 +176,9 @@ def dream_command(
     opened = open_model_with_status(model, trust_pickle, weights, weights_prefix)
     _check_paths(image, out, guide, opened.files, frames, folder)
 
-    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
+    dreamer = open_dreamer_from_flags(
+        opened, device, mean, std, value_range, channel_order, precision, compile
+    )
     options = DreamOptions(
         loss=loss,
         octaves=octaves,

@@ -18,9 +18,6 @@ from onnxdream.commands.options import (
     float_list,
 )
 from onnxdream.errors import OnnxDreamError
-from onnxdream.io import check_model, data_path, save_model
-from onnxdream.paths import check_writes
-from onnxdream.torch_export import export_model, require_match
 
 
 def _shape(text: str) -> list[int]:
@@ -67,6 +64,10 @@ def export_command(
 
       onnxdream export mypkg.nets:build ft.onnx --weights fine_tuned_model.pth
     """
+    from onnxdream.io import check_model, data_path, save_model
+    from onnxdream.paths import check_writes
+    from onnxdream.torch_export import export_model, require_match
+
     spec_file = Path(spec) if Path(spec).is_file() else None
     check_writes([spec_file, Path(weights) if weights else None], [out, data_path(out)])
     with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):

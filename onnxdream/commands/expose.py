@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import onnx
 import typer
-from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
 from onnxdream.commands.options import (
@@ -20,10 +17,12 @@ from onnxdream.commands.options import (
     OrtOptOption,
     TrustPickleOption,
 )
-from onnxdream.inputs.images import MAX_PIXELS
-from onnxdream.shapes import value_type
+from onnxdream.inputs.limits import MAX_PIXELS
 
 if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
     from onnxdream.surgery import ExposeResult
 
 
@@ -176,12 +175,18 @@ def _run(
 
 
 def _save_npz(path: Path, exposed: dict[str, tuple[str, ...]], values: dict[str, np.ndarray]) -> None:
+    import numpy as np
+
     arrays = {key: values[tensor] for key, tensor in npz_keys(exposed).items()}
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
 
 
 def _report(result: ExposeResult, values: dict[str, np.ndarray], as_json: bool) -> None:
+    from rich.table import Table
+
+    from onnxdream.shapes import value_type
+
     rows = []
     for name, tensors in result.exposed.items():
         for tensor in tensors:

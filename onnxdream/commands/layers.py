@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from onnxdream.commands.common import guarded, out_console, print_json
 from onnxdream.commands.options import JsonOption, MatchOption, ModelArgument, OpTypeOption, TrustPickleOption
-from onnxdream.layers import list_layers
-from onnxdream.model import open_model
-from onnxdream.shapes import TensorType
 
 
 @guarded
@@ -36,6 +32,12 @@ def layers_command(
 
       onnxdream layers model.onnx --json > layers.json
     """
+    from rich.table import Table
+
+    from onnxdream.layers import list_layers
+    from onnxdream.model import open_model
+    from onnxdream.shapes import TensorType
+
     rows = list_layers(
         open_model(model, external_data=False, trust_pickle=trust_pickle),
         op_types=op_type or (),

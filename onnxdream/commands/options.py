@@ -118,6 +118,24 @@ ChannelOrderOption = Annotated[
     typer.Option("--channel-order", metavar="RGB|BGR", help="Override the model's channel order."),
 ]
 
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        metavar="fp32|fp16|bf16",
+        help="Precision of the torch mirror (autocast; ONNX Runtime checks stay fp32): "
+        "fp16 needs CUDA, bf16 also runs on the CPU (slowly without bf16 instructions).",
+    ),
+]
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the mirror's graph up to the target layers: minutes of compiling "
+        "(cached on disk) that pay off only on long jobs; off by default (slower on the CPU).",
+    ),
+]
+
 
 def float_list(text: str | None, flag: str) -> list[float] | None:
     """``"0.5, 0.5,0.5"`` -> ``[0.5, 0.5, 0.5]`` (spaces and empty items ignored); None stays None.

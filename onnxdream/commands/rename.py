@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from onnxdream.commands.common import err_console, guarded, out_console, print_json, warn
 from onnxdream.commands.options import (
@@ -18,22 +17,24 @@ from onnxdream.commands.options import (
     WeightsPrefixOption,
 )
 from onnxdream.errors import OnnxDreamError
-from onnxdream.io import data_path, save_model, staged
-from onnxdream.model import Model, open_model
-from onnxdream.names.apply import RenameResult, rename, undo
-from onnxdream.names.mapping import Rule, load_map
-from onnxdream.names.plan import resolve_strategies
-from onnxdream.paths import check_writes
+
+if TYPE_CHECKING:
+    from onnxdream.model import Model
+    from onnxdream.names.apply import RenameResult
 
 
 def _open_reference(spec: str, trust_pickle: bool, weights: str | None, weights_prefix: str | None) -> Model:
     """The reference model: an ONNX file or zoo model as it is, a torch SPEC exported on the fly
     (with ``--weights`` loaded into it)."""
+    from onnxdream.model import open_model
+
     with err_console.status(f"loading the reference {spec}"):
         return open_model(spec, trust_pickle=trust_pickle, weights=weights, weights_prefix=weights_prefix)
 
 
 def _print_summary(result: RenameResult, *, dry_run: bool, to_stderr: bool) -> None:
+    from rich.table import Table
+
     console = err_console if to_stderr else out_console
     if dry_run:
         plan = Table("node", "new name", "origin", title="plan (dry run: nothing written)")
@@ -108,6 +109,13 @@ def rename_command(
 
       onnxdream rename stripped.onnx named.onnx --reference mypkg.nets:build --weights ft.pth
     """
+    from onnxdream.io import data_path, save_model, staged
+    from onnxdream.model import open_model
+    from onnxdream.names.apply import rename, undo
+    from onnxdream.names.mapping import Rule, load_map
+    from onnxdream.names.plan import resolve_strategies
+    from onnxdream.paths import check_writes
+
     if undo_renames and (strategy or map_file or rule or strip_prefix or rename_all or reference):
         raise OnnxDreamError("--undo restores recorded names; it takes no strategy, map, rule or reference")
     strategies = resolve_strategies(strategy)

@@ -17,10 +17,12 @@ from onnxdream.commands.common import (
 )
 from onnxdream.commands.options import (
     ChannelOrderOption,
+    CompileOption,
     DeviceOption,
     JsonOption,
     MeanOption,
     ModelArgument,
+    PrecisionOption,
     QuietOption,
     RangeOption,
     StdOption,
@@ -90,6 +92,8 @@ def visualize_command(
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    compile: CompileOption = False,
     check: bool = typer.Option(
         True, "--check/--no-check", help="Forward check of the final images by ONNX Runtime."
     ),
@@ -116,7 +120,9 @@ def visualize_command(
     reads = ([image] if image is not None else []) + opened.files
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
-    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
+    dreamer = open_dreamer_from_flags(
+        opened, device, mean, std, value_range, channel_order, precision, compile
+    )
     images, result = run(
         dreamer,
         layer_specs(dreamer, layer, model),

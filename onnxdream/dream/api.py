@@ -57,6 +57,8 @@ def run(
     value_range: Sequence[float] | None = None,
     channels: str | None = None,
     guide: ImageArg | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
     **options: object,
 ) -> tuple[Image.Image, DreamResult]:
     """Like :func:`dream`, and also return the :class:`DreamResult` (objective, time, checks)."""
@@ -68,7 +70,10 @@ def run(
     if isinstance(model, Dreamer):
         dreamer, source = model, None
     else:
-        dreamer, source = open_dreamer(model, device, mean, std, value_range, channels), model
+        dreamer = open_dreamer(
+            model, device, mean, std, value_range, channels, precision=precision, compile=compile
+        )
+        source = model
     specs = layer_specs(dreamer, layers, source)
     if guide is not None:
         options["guide"] = as_array(guide)
@@ -91,7 +96,7 @@ def dream(
         layers: layer specs such as ``"_blocks.8"``, ``"_blocks.11:17*0.5"``; default: the
             built-in model's default layer.
         **options: ``device``, ``max_size``, ``mean``, ``std``, ``value_range``, ``channels``,
-            ``guide`` and every field of :class:`DreamOptions` (``octaves``, ``steps``, ``lr``,
+            ``guide``, ``precision`` and ``compile`` (:mod:`onnxdream.dream.accel`) and every field of :class:`DreamOptions` (``octaves``, ``steps``, ``lr``,
             ``tile``, ``seed``, ``check``, ...).
 
     Raises:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from onnxdream.dream.adam import Adam
 from onnxdream.dream.param import ImageParam, pixel_change
 from onnxdream.dream.step import normalize_gradient
 from onnxdream.dream.tiling import Gradient
@@ -49,7 +50,7 @@ class Optimizer:
         check_optimizer(kind, lr)
         self.param, self.kind, self.grad_norm = param, kind, grad_norm
         self.lr = DEFAULT_LR[kind] if lr is None else lr
-        self._adam = torch.optim.Adam([param.latent], lr=self.lr, maximize=True) if kind == "adam" else None
+        self._adam = Adam(param.latent, lr=self.lr, maximize=True) if kind == "adam" else None
 
     def apply(self, view: torch.Tensor, view_grad: torch.Tensor) -> None:
         """Update the latent from the objective's gradient w.r.t. ``view`` (a function of the latent)."""
@@ -57,9 +58,7 @@ class Optimizer:
         direction = normalize_gradient(view_grad, self.grad_norm)
         (grad,) = torch.autograd.grad(view, latent, direction)
         if self._adam is not None:
-            latent.grad = grad
-            self._adam.step()
-            latent.grad = None
+            self._adam.step(grad)
         else:
             if not self.param.identity:
                 grad = grad / max(pixel_change(self.param, grad), _EPS)

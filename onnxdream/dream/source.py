@@ -112,25 +112,39 @@ def open_dreamer(
     value_range: Sequence[float] | None = None,
     channels: str | None = None,
     trust_pickle: bool = False,
+    precision: str = "fp32",
+    compile: bool = False,
+    channels_last: bool | None = None,
 ) -> Dreamer:
     """Build the network, its preprocessing and (for ONNX models) the forward checker factory.
 
     A torch module or :class:`ActivationModel` dreams directly (nothing to check it against);
-    an ONNX model dreams through its torch mirror, checked by ONNX Runtime.
+    an ONNX model dreams through its torch mirror, checked by ONNX Runtime. ``precision``,
+    ``compile`` and ``channels_last`` (None: on CUDA) speed the network up: see
+    :mod:`onnxdream.dream.accel`.
 
     Raises:
         BadModelError: unreadable model file.
         UnsupportedOpError: the mirror cannot convert an op.
         OnnxDreamError: unknown zoo name or device, malformed preprocessing.
     """
+    from onnxdream.dream.accel import TOLERANCES, Accelerated, check_precision
+
     target = torch_device(device)
+    check_precision(precision, target)
+
+    def fast(net: ActivationModel) -> ActivationModel:
+        if precision == "fp32" and not compile and not (channels_last or target.type == "cuda"):
+            return net
+        return Accelerated(net, target, precision, compile, channels_last)
+
     if isinstance(model, nn.Module) and not hasattr(model, "layer_names"):
         model.to(target).eval().requires_grad_(False)
         return Dreamer(
-            TorchActivations(model), preprocess_for(None, mean, std, value_range, channels), target
+            fast(TorchActivations(model)), preprocess_for(None, mean, std, value_range, channels), target
         )
     if isinstance(model, ActivationModel) and not isinstance(model, (str, os.PathLike)):
-        return Dreamer(model, preprocess_for(None, mean, std, value_range, channels), target)
+        return Dreamer(fast(model), preprocess_for(None, mean, std, value_range, channels), target)
     opened = open_model(BUILTIN if model is None else model, trust_pickle=trust_pickle)  # type: ignore[arg-type]
     _require_image_input(opened.proto, opened.source)
     from onnxdream.mirror import Mirror
@@ -139,8 +153,12 @@ def open_dreamer(
     index = opened.index
     preprocess = preprocess_for(opened.proto, mean, std, value_range, channels)
 
+    atol, rtol = TOLERANCES[precision]
+
     def checker(layers: list[str]) -> ForwardChecker:
         mapping = {name: list(index.resolve(name).outputs) for name in layers}
-        return ForwardChecker(opened.proto, mapping, device=device, source=opened.source)
+        return ForwardChecker(
+            opened.proto, mapping, device=device, atol=atol, rtol=rtol, source=opened.source
+        )
 
-    return Dreamer(MirrorActivations(mirror, index), preprocess, target, checker)
+    return Dreamer(fast(MirrorActivations(mirror, index)), preprocess, target, checker)

@@ -320,6 +320,8 @@ def run(
     std: Sequence[float] | None = None,
     value_range: Sequence[float] | None = None,
     channel_order: str | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
     **options: object,
 ) -> tuple[list[Image.Image], VisualizeResult]:
     """Like :func:`visualize`, and also return the :class:`VisualizeResult`."""
@@ -332,7 +334,9 @@ def run(
     if isinstance(model, Dreamer):
         dreamer, source = model, None
     else:
-        dreamer = open_dreamer(model, device, mean, std, value_range, channel_order)
+        dreamer = open_dreamer(
+            model, device, mean, std, value_range, channel_order, precision=precision, compile=compile
+        )
         source = model
     specs = layer_specs(dreamer, layers, source)
     dreamer.net.validate([s.layer for s in specs])

@@ -11,11 +11,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from onnxdream.errors import OnnxDreamError, OptionError
+from onnxdream.inputs.limits import MAX_PIXELS
 from onnxdream.io import Staging, atomic_path
-
-MAX_PIXELS = 100_000_000
-"""Largest input image read by default (width x height); ``--max-pixels`` changes it, 0 lifts it.
-A 100-megapixel image is 1.2 GB as float RGB, before any model runs on it."""
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 """Output extensions and the Pillow format each one is written in."""
