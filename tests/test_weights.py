@@ -142,7 +142,7 @@ BAD = [
     ("namespace.ckpt", "holds pickled objects that need code to load (argparse.Namespace)"),
     ("note.pth", "entry 'note' holds a str, not a tensor"),
     ("junk.bin", "not a weights file (neither a torch.save file nor safetensors"),
-    ("missing.pth", "weights file not found"),
+    ("missing[v2].pth", "weights file not found"),  # brackets are text, not markup
 ]
 
 
