@@ -39,6 +39,10 @@ class UntrustedPickleError(OptionError, BadModelError):
     """A ``torch.save`` file that would run code when loaded, and ``trust_pickle`` was not given."""
 
 
+class WeightsAsSpecError(OptionError, BadModelError):
+    """A state dict or checkpoint given where the architecture is wanted (it goes in ``weights``)."""
+
+
 def _load_torch_file(path: Path, trust_pickle: bool):
     """A TorchScript archive, or a ``torch.save`` file (unpickled with code only if trusted)."""
     import pickle
@@ -109,6 +113,12 @@ def load_torch_model(spec: str, *, trust_pickle: bool = False):
     else:
         raise BadModelError(
             f"{spec}: not found; SPEC is zoo:efficientnet-lite0, a torch file or package.module:factory"
+        )
+    if isinstance(model, dict):
+        raise WeightsAsSpecError(
+            f"{spec}: holds a {type(model).__name__} of weights, not a torch.nn.Module; give the "
+            "architecture as SPEC (package.module:factory) and this file as {weights}",
+            "weights",
         )
     if not isinstance(model, torch.nn.Module):
         raise BadModelError(f"{spec}: holds a {type(model).__name__}, not a torch.nn.Module")

@@ -98,7 +98,6 @@ def _is_safetensors(path: Path, head: bytes) -> bool:
 
 def _read_safetensors(path: Path) -> dict[str, Any]:
     try:
-        from safetensors import SafetensorError
         from safetensors.torch import load_file
     except ImportError:
         raise OnnxDreamError(
@@ -106,7 +105,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         ) from None
     try:
         return load_file(str(path), device="cpu")
-    except SafetensorError as exc:
+    except Exception as exc:  # SafetensorError for a cut or corrupt header; dtypes torch lacks
         raise BadModelError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
 
 

@@ -348,7 +348,12 @@ def test_state_dict_is_read_safely_and_named(d: Path) -> None:
     import torch
 
     torch.save(torch.nn.Linear(2, 2).state_dict(), d / "sd.pt")
-    refused(d, ["export", "sd.pt", "o.onnx"], "sd.pt: holds a OrderedDict, not a torch.nn.Module")
+    refused(
+        d,
+        ["export", "sd.pt", "o.onnx"],
+        "sd.pt: holds a OrderedDict of weights, not a torch.nn.Module; give the architecture as SPEC "
+        "(package.module:factory) and this file as --weights",
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from onnxdream.cli import app
-from onnxdream.io import save_model
+from onnxdream.io import load_model, save_model
 from onnxdream.zoo import light_zoo_model
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -64,11 +64,39 @@ def _prepare(folder: Path) -> None:
     save_model(variants.export(variants.fine_tune(model, steps=1), "dynamo"), folder / "finetuned.onnx")
 
 
+def _prepare_fine_tuning(folder: Path) -> None:
+    """The fine-tuning example's files: ``ftnet.py`` and ``fine_tuned_model.pth`` as the README's
+    Python blocks make them, and ``ft_stripped.onnx``: the fine-tuned network exported by the
+    legacy exporter, every name and all metadata removed."""
+    import io
+
+    import onnx
+    import torch
+
+    from onnxdream.torch_export import quiet_exporter
+    from tests import transfer_variants
+
+    blocks = readme_python()
+    architecture = next(b for b in blocks if b.startswith("# ftnet.py"))
+    (folder / "ftnet.py").write_text(architecture)
+    exec(compile(next(b for b in blocks if "fine_tuned_model.pth" in b), "README.md", "exec"), {})
+    import ftnet
+
+    model = ftnet.build().eval()
+    model.load_state_dict(torch.load(folder / "fine_tuned_model.pth"))
+    buffer = io.BytesIO()
+    with quiet_exporter():
+        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), buffer, dynamo=False)
+    stripped = transfer_variants.strip(onnx.load_model_from_string(buffer.getvalue()))
+    save_model(stripped, folder / "ft_stripped.onnx")
+
+
 @pytest.mark.slow
 def test_readme_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _prepare(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    _prepare_fine_tuning(tmp_path)
     runner = CliRunner()
     commands = readme_commands()
     assert any("dream --demo out.png" in c for c in commands)  # the README's main command
@@ -83,6 +111,14 @@ def test_readme_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             Path(target).write_text(result.stdout)
     assert (tmp_path / "out.png").stat().st_size > 0
     assert json.loads((tmp_path / "layers.json").read_text())[0]["name"] == "_conv_stem"
+
+    # rename --reference SPEC --weights gave the stripped (legacy-exported) fine-tuned network the
+    # names `export --weights` gives it: every Conv and Gemm, fine_tune_block's included.
+    def weighted(path: str) -> list[str]:
+        return [n.name for n in load_model(tmp_path / path).graph.node if n.op_type in ("Conv", "Gemm")]
+
+    assert weighted("ft_named.onnx") == weighted("ft.onnx")
+    assert weighted("ft.onnx")[-2:] == ["fine_tune_block.fc1", "fine_tune_block.fc2"]
     # The Python examples run too, in the same folder, on the files the commands made.
     blocks = readme_python()
     assert any("open_model" in block for block in blocks)

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,7 @@ BAD = [
     ("namespace.ckpt", "holds pickled objects that need code to load (argparse.Namespace)"),
     ("note.pth", "entry 'note' holds a str, not a tensor"),
     ("junk.bin", "not a weights file (neither a torch.save file nor safetensors"),
-    ("missing.pth", "weights file not found"),
+    ("missing[v2].pth", "weights file not found"),  # brackets are text, not markup
 ]
 
 
@@ -349,3 +350,15 @@ def test_weights_of_a_part_are_told_apart_from_the_whole(tmp_path):
     assert str(caught.value).endswith(
         "0 of 11 model keys fit; 9 of the file's keys fit under '0.': weights of that part only, not of the whole"
     )
+
+
+def test_safetensors_without_its_package_names_the_extra(files, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    path = files["tuned.safetensors"]
+    result = runner.invoke(app, ["export", FINE_TUNED, str(tmp_path / "m.onnx"), "--weights", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {path}: reading .safetensors needs the safetensors package: pip install 'onnxdream[weights]'"
+    )
+    assert not (tmp_path / "m.onnx").exists()

@@ -58,7 +58,7 @@ Examples:
 
   onnxdream dream photos/ dreamed/ --model googlenet.onnx --layer inception_4c
 
-  onnxdream dream photo.jpg out.png --model mypkg.nets:build --weights ft.pth --layer fine_tune_block
+  onnxdream dream photo.jpg out.png --model mypkg.nets:build --weights ft.pth -l fine_tune_block
 """
 
 
