@@ -21,7 +21,7 @@ import torch
 from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, UnsupportedOpError, first_line
 from onnxdream.graph import GraphIndex
-from onnxdream.inputs.random import DEFAULT_SIDE, random_inputs
+from onnxdream.inputs.random import DEFAULT_SIDE, random_inputs, runnable_inputs
 from onnxdream.mirror.module import Mirror, Unsupported
 from onnxdream.mirror.registry import torch_dtype
 from onnxdream.model import ModelSpec, open_model
@@ -152,6 +152,24 @@ class _Run:
         )
 
 
+def _require_numeric_inputs(graph: onnx.GraphProto, inputs: Sequence[str], source: str) -> None:
+    """Refuse inputs the mirror cannot take: strings (torch has no string tensors), sequences, maps.
+
+    Raises:
+        OnnxDreamError: one line naming the input and its type.
+    """
+    values = {v.name: v for v in graph.input}
+    for name in inputs:
+        kind = values[name].type.WhichOneof("value")
+        elem = values[name].type.tensor_type.elem_type if kind == "tensor_type" else None
+        if kind != "tensor_type" or elem == onnx.TensorProto.STRING:
+            what = "a string tensor" if elem == onnx.TensorProto.STRING else f"a {kind or 'typeless value'}"
+            raise OnnxDreamError(
+                f"{source}: input {name!r} is {what}; the torch mirror computes on numeric tensors only, "
+                "so check cannot compare this model"
+            )
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -190,6 +208,7 @@ def check(
     index, source = model.index, model.source
     if not index.graph_inputs:
         raise OnnxDreamError(f"{source}: the model has no inputs, so there is nothing to run and compare")
+    _require_numeric_inputs(model.proto.graph, index.graph_inputs, source)
     pairs = _targets(index, layers, match)
     resolved = resolve_device(device)
     feeds = dict(inputs) if inputs is not None else random_inputs(model.proto, source=source)
@@ -213,9 +232,14 @@ def check(
     except InputError as exc:
         if inputs is not None:
             raise
-        raise OptionError(
-            f"{exc}; give an input of the size the model needs ({{input}})", input="inputs"
-        ) from None
+        # A free side the default does not suit (a recogniser 1x3x48x? whose width must suit a
+        # Reshape): the nearest size the network runs at, found by probing.
+        retry = runnable_inputs(model.proto, source=source)
+        if retry is None:
+            raise OptionError(
+                f"{exc}; give an input of the size the model needs ({{input}})", input="inputs"
+            ) from None
+        ours, theirs, used = run(retry, "the default input")
     result = CheckResult(device=used)
     for name, tensor in pairs:
         actual = ours[tensor].detach().cpu()

@@ -137,7 +137,8 @@ def input_failure(
     declared = next((input_dims(v) for v in model.graph.input if v.name == name), None)
     if array.ndim == 4 and declared is not None and len(declared) == 4 and None in declared[2:]:
         fixed = (declared[2], declared[3])
-        multiple = required_multiple(ort_probe(model, name, array.shape, array.dtype), fixed)
+        probe = ort_probe(model, name, array.shape, array.dtype)
+        multiple = required_multiple(probe, fixed)
         free = [
             (side, label)
             for side, label, known in zip(array.shape[2:], ("height", "width"), fixed, strict=True)
@@ -153,4 +154,49 @@ def input_failure(
                 multiple,
                 sizes,
             )
+        found = runnable_size(probe, (array.shape[2], array.shape[3]), fixed)
+        if found is not None:
+            return InputError(
+                f"{source}: cannot run {what} (input {name!r} of shape {shape}); the nearest size that "
+                f"works is {_shape((*array.shape[:2], *found))} (found by running it); {reason}"
+            )
     return InputError(f"{source}: cannot run {what} (input {name!r} of shape {shape}): {reason}")
+
+
+def runnable_size(
+    probe: Probe,
+    near: tuple[int, int],
+    fixed: tuple[int | None, int | None] = (None, None),
+    limit: int = 4096,
+    budget: int = 48,
+) -> tuple[int, int] | None:
+    """Height and width nearest to ``near`` at which the network runs, or None when none is found.
+
+    For inputs whose free sides must meet a constraint the graph hides (a text recogniser of
+    height 48 whose width must be a multiple of its stride, a divisor of a Reshape, or above a
+    minimum): the free sides are tried at ``near`` first, then at multiples of the network's
+    stride (:func:`required_multiple`, 1 when probing cannot tell) ever further from ``near``
+    (``budget`` probes), then growing by 1.25x up to ``limit``. Two free sides keep the aspect
+    ratio of ``near``; a side that ``fixed`` gives never changes.
+    """
+    near = (fixed[0] or near[0], fixed[1] or near[1])
+    if _runs(probe, *near):
+        return near
+    free = 1 if fixed[1] is None else 0
+    if fixed[free] is not None:
+        return None
+
+    def size(side: int) -> tuple[int, int]:
+        other = 1 - free
+        scaled = fixed[other] or max(1, round(near[other] * side / near[free]))
+        return (side, scaled) if free == 0 else (scaled, side)
+
+    step = required_multiple(probe, fixed) or 1
+    start = round_to_multiple(near[free], step)
+    offsets = sorted(range(-budget // 2, budget // 2 + 1), key=lambda k: (abs(k), k))
+    sides = [start + k * step for k in offsets if start + k * step >= step]
+    side = start + budget // 2 * step
+    while side <= limit:
+        side = math.ceil(side * 1.25 / step) * step
+        sides.append(side)
+    return next((size(s) for s in sides if s <= limit and _runs(probe, *size(s))), None)

@@ -519,9 +519,9 @@ def _bug(*args, **kwargs):
 
 
 def test_unexpected_error_is_one_line_exit_3_with_the_traceback_saved(d: Path, monkeypatch) -> None:
-    import onnxdream.commands.layers as layers_command
+    import onnxdream.layers as layers_module  # the command imports it when it runs
 
-    monkeypatch.setattr(layers_command, "list_layers", _bug)
+    monkeypatch.setattr(layers_module, "list_layers", _bug)
     monkeypatch.delenv("ONNXDREAM_DEBUG", raising=False)
     line = refused(d, ["layers", "m.onnx"], "internal error: ZeroDivisionError: a bug deep inside", code=3)
     saved = Path(line.split("traceback saved to ")[1].split(";")[0])
@@ -532,9 +532,9 @@ def test_unexpected_error_is_one_line_exit_3_with_the_traceback_saved(d: Path, m
 
 
 def test_debug_shows_the_traceback(d: Path, monkeypatch) -> None:
-    import onnxdream.commands.layers as layers_command
+    import onnxdream.layers as layers_module  # the command imports it when it runs
 
-    monkeypatch.setattr(layers_command, "list_layers", _bug)
+    monkeypatch.setattr(layers_module, "list_layers", _bug)
     monkeypatch.setenv("ONNXDREAM_DEBUG", "1")
     result = runner.invoke(app, ["layers", "m.onnx"])
     assert result.exit_code == 3
@@ -542,12 +542,12 @@ def test_debug_shows_the_traceback(d: Path, monkeypatch) -> None:
 
 
 def test_ctrl_c_is_one_line_exit_130(d: Path, monkeypatch) -> None:
-    import onnxdream.commands.layers as layers_command
+    import onnxdream.layers as layers_module  # the command imports it when it runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(layers_command, "list_layers", interrupted)
+    monkeypatch.setattr(layers_module, "list_layers", interrupted)
     refused(d, ["layers", "m.onnx"], "interrupted by SIGINT", code=130)
 
 

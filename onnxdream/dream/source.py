@@ -72,6 +72,11 @@ def _require_image_input(proto: onnx.ModelProto, label: str) -> None:
         spec = input_spec(proto)
     except OnnxDreamError as exc:
         raise OnnxDreamError(f"{label}: {exc}") from None
+    if spec.dims is None:
+        raise OnnxDreamError(
+            f"{label}: dream needs a float image input (N, C, H, W); input {spec.name!r} declares no "
+            "rank (give the model a 4-D input shape, e.g. with onnx.tools.update_model_dims)"
+        )
     if spec.dtype.kind != "f" or len(spec.dims) != 4:
         raise OnnxDreamError(
             f"{label}: dream needs a float image input (N, C, H, W); input {spec.name!r} is "

@@ -140,4 +140,19 @@ def load_input(
     dims = spec.dims if spec.dims is not None else (None,) * 4
     if len(dims) != 4:
         raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(dims)}")
-    return {spec.name: _fit(image_input(path, (dims[2], dims[3]), model, max_pixels), spec, path)}
+    size = (dims[2], dims[3])
+    array = _fit(image_input(path, size, model, max_pixels), spec, path)
+    if (size[0] is None) != (size[1] is None):
+        # The image is resized to the side the model fixes (a recogniser's height 48); the other
+        # side follows proportionally, unless the network cannot run it (a width a Reshape or a
+        # stride rejects): then the nearest side it runs at, found by probing.
+        from onnxdream.sizes import ort_probe, runnable_size
+
+        try:
+            probe = ort_probe(model, spec.name, array.shape, array.dtype)
+        except OnnxDreamError:  # a model ONNX Runtime cannot load: the run that follows says why
+            return {spec.name: array}
+        found = runnable_size(probe, (array.shape[2], array.shape[3]), size)
+        if found is not None and found != array.shape[2:]:
+            array = _fit(image_input(path, found, model, max_pixels), spec, path)
+    return {spec.name: array}

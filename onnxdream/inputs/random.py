@@ -56,3 +56,27 @@ def random_inputs(
         else:
             feeds[vi.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def runnable_inputs(
+    model: onnx.ModelProto, seed: int = 0, source: str = "<model>"
+) -> dict[str, np.ndarray] | None:
+    """Seeded inputs like :func:`random_inputs`, with the free sides of the model's one NCHW input
+    at a size ONNX Runtime runs, nearest to the default (:func:`onnxdream.sizes.runnable_size`).
+
+    For models whose free sides must meet a constraint, e.g. a text recogniser ``1x3x48x?``
+    whose width must suit a Reshape or a stride. None when the model has not exactly one NCHW
+    input with a free side, or when no size up to 4096 runs.
+    """
+    from onnxdream.sizes import ort_probe, runnable_size
+
+    feeds = random_inputs(model, seed, source=source)
+    if len(feeds) != 1:
+        return None
+    ((name, array),) = feeds.items()
+    declared = next(input_dims(v) for v in model.graph.input if v.name == name)
+    if array.ndim != 4 or declared is None or len(declared) != 4 or None not in declared[2:]:
+        return None
+    probe = ort_probe(model, name, array.shape, array.dtype)
+    found = runnable_size(probe, (array.shape[2], array.shape[3]), fixed=(declared[2], declared[3]))
+    return None if found is None else random_inputs(model, seed, size=found, source=source)

@@ -103,14 +103,22 @@ def _observed_types(
         OnnxDreamError: ONNX Runtime cannot run the model on ``feeds`` (default: seeded random
             inputs of the declared shapes).
     """
-    from onnxdream.inputs.random import random_inputs
+    from onnxdream.inputs.random import random_inputs, runnable_inputs
     from onnxdream.runtime import make_session
 
     run_feeds = dict(feeds) if feeds is not None else random_inputs(model, source=index.source)
     try:
         with outputs_added(model, [onnx.ValueInfoProto(name=t) for t in tensors]) as probe:
             session = make_session(probe, device="cpu", optimization="none")
-        values = session.run(run_feeds, tensors, quiet=True)
+        try:
+            values = session.run(run_feeds, tensors, quiet=True)
+        except Exception:
+            # The default sides may not suit the network (a recogniser 1x3x48x? whose width must
+            # suit a Reshape): run at the nearest size it takes, found by probing.
+            retry = runnable_inputs(model, source=index.source) if feeds is None else None
+            if retry is None:
+                raise
+            values = session.run(retry, tensors, quiet=True)
     except Exception as exc:  # ORT raises several unrelated types for models and feeds it rejects
         node = index.nodes[index.producer[tensors[0]]]
         what = "the input" if feeds is not None else "the default input"
