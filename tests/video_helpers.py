@@ -14,7 +14,9 @@ from tests.dream_helpers import pattern
 def panning_frames(count: int, height: int = 48, width: int = 64, speed: int = 2) -> list[np.ndarray]:
     """``count`` RGB uint8 frames of a seeded pattern moving ``speed`` pixels right per frame."""
     wide = (pattern(height, width + speed * count, seed=3) * 255).astype(np.uint8)
-    return [np.ascontiguousarray(wide[:, speed * (count - i) : speed * (count - i) + width]) for i in range(count)]
+    return [
+        np.ascontiguousarray(wide[:, speed * (count - i) : speed * (count - i) + width]) for i in range(count)
+    ]
 
 
 def write_clip(
@@ -48,7 +50,9 @@ def write_clip(
             samples = int(16000 * len(frames) / rate)
             tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16000)).astype(np.float32)
             for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    tone[None, start : start + 1024], format="fltp", layout="mono"
+                )
                 chunk.sample_rate, chunk.pts = 16000, start
                 for packet in sound.encode(chunk):
                     container.mux(packet)

@@ -119,8 +119,11 @@ class VideoSink:
 
 
 def _quality(codec: str, crf: int, preset: str) -> dict[str, str]:
-    if codec in ("libx264", "libx265"):
-        return {"crf": str(crf), "preset": preset}
+    if codec == "libx264":
+        # x264's macroblock-tree rate control gives different bytes from run to run (measured on
+        # PyAV 18's x264, with one thread or many); without it the same frames always give the
+        # same video, so a resumed run's output is identical to an uninterrupted one's.
+        return {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
     if codec.startswith("libvpx"):
         return {"crf": str(min(crf + 12, 63)), "b": "0"}
     return {"qscale": str(max(1, min(31, crf // 6)))} if codec == "mpeg4" else {}
