@@ -1,6 +1,6 @@
 """Benchmark: temporal coherence of video dreams on a generated clip with known motion.
 
-    python tools/bench_video.py [--frames 10] [--size 128x96] [--layer _blocks.6] [--steps 6]
+    python tools/bench_video.py [--frames 12] [--size 256x192] [--layer _blocks.10] [--steps 8]
                                 [--strip tools/gallery/video_flow_vs_independent.jpg]
 
 The clip is a real photo (scikit-image's ``astronaut``; ``pip install scikit-image``) panned and
@@ -165,11 +165,11 @@ def run_mode(dreamer, specs, options, coherence, frames, truths, baseline, steps
 
 
 def strip(frames: list[np.ndarray], rows: list[tuple[str, list[np.ndarray]]], start: int, path: Path) -> None:
-    """Three consecutive frames per row, rows labelled, upscaled x2, as a JPEG."""
+    """Three consecutive frames per row, rows labelled, as a JPEG."""
     from PIL import Image, ImageDraw
 
     picks = range(start, start + 3)
-    scale, pad, label_w = 2, 4, 96
+    scale, pad, label_w = 1, 4, 80
     h, w = frames[0].shape[:2]
     canvas = Image.new("RGB", (label_w + 3 * (w * scale + pad), len(rows) * (h * scale + pad)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -191,12 +191,13 @@ def main() -> None:
     from onnxdream.dream.video.coherence import Coherence
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--size", default="128x96", help="WIDTHxHEIGHT")
-    parser.add_argument("--layer", default="_blocks.6")
-    parser.add_argument("--octaves", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=6, help="steps per frame of the independent frames")
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--size", default="256x192", help="WIDTHxHEIGHT")
+    parser.add_argument("--layer", default="_blocks.10")
+    parser.add_argument("--octaves", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8, help="steps per frame of the independent frames")
     parser.add_argument("--flow-blend", type=float, default=Coherence().flow_blend)
+    parser.add_argument("--flow-smooth", type=float, default=Coherence().flow_smooth)
     parser.add_argument("--blend", type=float, default=0.5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--strip", type=Path, default=None, help="write input/independent/flow frames here")
@@ -217,7 +218,10 @@ def main() -> None:
         dreamer, specs, options, Coherence(mode="none"), frames, truths, baseline, args.steps
     )
     runs = [independent]
-    for coherence in (Coherence(mode="blend", blend=args.blend), Coherence(flow_blend=args.flow_blend)):
+    for coherence in (
+        Coherence(mode="blend", blend=args.blend),
+        Coherence(flow_blend=args.flow_blend, flow_smooth=args.flow_smooth),
+    ):
         tried = []
         for steps in range(1, args.steps + 1):
             tried.append(run_mode(dreamer, specs, options, coherence, frames, truths, baseline, steps))

@@ -153,6 +153,9 @@ def dream_command(
         help="Video: start each frame from the previous dream warped by optical flow.",
     ),
     flow_blend: float = typer.Option(0.7, help="Video: weight of the warped previous dream (0 to 1)."),
+    flow_smooth: float = typer.Option(
+        0.5, help="Video: share of the warped previous dream mixed into each finished dream (0 to 1)."
+    ),
     blend: float = typer.Option(None, help="Video: classic mix with the previous dream, no motion (0 to 1)."),
     scene_cut: float = typer.Option(0.3, help="Video: new scene below this share of trackable pixels."),
     start: str = typer.Option(None, help="Video: first frame, as seconds (12.5), 1:02.5 or a frame (120f)."),
@@ -240,10 +243,24 @@ def dream_command(
         from onnxdream.commands.dream_video import run_video
 
         run_video(
-            dreamer, layer_specs(dreamer, layer, model), options, image, out, opened.files, flow=flow,
-            flow_blend=flow_blend, blend=blend, scene_cut=scene_cut, start=start, end=end, every=every,
-            crf=crf, preset=preset, json_out=json_out,
-        )  # fmt: skip
+            dreamer,
+            layer_specs(dreamer, layer, model),
+            options,
+            image,
+            out,
+            opened.files,
+            flow=flow,
+            flow_blend=flow_blend,
+            flow_smooth=flow_smooth,
+            blend=blend,
+            scene_cut=scene_cut,
+            start=start,
+            end=end,
+            every=every,
+            crf=crf,
+            preset=preset,
+            json_out=json_out,
+        )
         return
     if folder:
         specs = layer_specs(dreamer, layer, model)

@@ -54,6 +54,7 @@ def run_video(
     *,
     flow: bool,
     flow_blend: float,
+    flow_smooth: float,
     blend: float | None,
     scene_cut: float,
     start: str | None,
@@ -72,7 +73,9 @@ def run_video(
         raise OnnxDreamError("--blend and --no-flow cannot be combined (--blend is its own mode)")
     mode = "blend" if blend is not None else ("flow" if flow else "none")
     settings = VideoSettings(
-        coherence=Coherence(mode=mode, flow_blend=flow_blend, blend=blend or 0.0, scene_cut=scene_cut),
+        coherence=Coherence(
+            mode=mode, flow_blend=flow_blend, flow_smooth=flow_smooth, blend=blend or 0.0, scene_cut=scene_cut
+        ),
         selection=Selection(parse_bound(start, "start"), parse_bound(end, "end"), every),
         crf=crf,
         preset=preset,

@@ -20,26 +20,35 @@ class Coherence:
 
     ``flow``: start from ``(1 - flow_blend) * frame + flow_blend * warp(previous dream)`` on
     reliable pixels and from the frame elsewhere; ``blend``: ``(1 - blend) * frame + blend *
-    previous dream`` (DeepDreamVideo's mix, no motion); ``none``: independent frames. A frame whose
-    reliable share is below ``scene_cut`` starts a new scene and is dreamed fresh.
+    previous dream`` (DeepDreamVideo's mix, no motion); ``none``: independent frames. In ``flow``
+    mode, ``flow_smooth`` of the warped previous dream is mixed back into the finished dream on
+    reliable pixels: each dream's own random steps then average out along the motion instead of
+    flickering. A frame whose reliable share is below ``scene_cut`` starts a new scene, dreamed fresh.
     """
 
     mode: str = "flow"
     flow_blend: float = 0.7
+    flow_smooth: float = 0.5
     blend: float = 0.5
     scene_cut: float = 0.3
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise OptionError(f"unknown coherence mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        for name in ("flow_blend", "blend", "scene_cut"):
+        for name in ("flow_blend", "flow_smooth", "blend", "scene_cut"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise OptionError(f"{{{name}}} must be between 0 and 1, got {value}", name)
 
     def describe(self) -> dict[str, object]:
         """The settings that change the frames (part of the checkpoint key)."""
-        return {"mode": self.mode, "flow_blend": self.flow_blend, "blend": self.blend, "cut": self.scene_cut}
+        return {
+            "mode": self.mode,
+            "flow_blend": self.flow_blend,
+            "flow_smooth": self.flow_smooth,
+            "blend": self.blend,
+            "cut": self.scene_cut,
+        }
 
     def is_cut(self, motion: Motion | None) -> bool:
         """Whether a frame starts a new scene (the first frame always does)."""
@@ -56,6 +65,18 @@ class Coherence:
         assert motion is not None
         weight = self.flow_blend * _soft(motion.reliable)
         return (1.0 - weight) * current + weight * warp(previous, motion.backward)
+
+    def finish(
+        self, dreamed: np.ndarray, previous_out: np.ndarray | None, motion: Motion | None
+    ) -> np.ndarray:
+        """The output frame (uint8): the dream, smoothed along the motion in ``flow`` mode."""
+        if previous_out is None or self.mode != "flow" or self.flow_smooth == 0 or self.is_cut(motion):
+            return dreamed
+        assert motion is not None
+        weight = self.flow_smooth * _soft(motion.reliable)
+        moved = warp(previous_out.astype(np.float32), motion.backward)
+        mixed = (1.0 - weight) * dreamed.astype(np.float32) + weight * moved
+        return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
 def _soft(mask: np.ndarray) -> np.ndarray:

@@ -131,7 +131,8 @@ class FrameDreamer:
             start = self.coherence.start(frame.image, self.previous_out, motion)
             options = replace(self.options, seed=frame_seed(self.options.seed, frame.index), progress=False)
             picture, result = self.dreamer.run(start, self.specs, options)
-            out, gain = np.asarray(picture, dtype=np.uint8), result.gain
+            dreamed = np.asarray(picture, dtype=np.uint8)
+            out, gain = self.coherence.finish(dreamed, self.previous_out, motion), result.gain
             if self.checkpoints is not None:
                 self.checkpoints.save(frame.index, out)
         dream_seconds = time.perf_counter() - began
