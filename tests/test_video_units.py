@@ -143,3 +143,16 @@ def test_missing_extra_says_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_av)
     with pytest.raises(OnnxDreamError, match=r"\(av is missing\): pip install 'onnxdream\[video\]'$"):
         require_video_extra()
+
+
+def test_finish_smooths_only_trackable_pixels_in_flow_mode():
+    previous, current = _scene(0), _scene(3)
+    motion = FlowEstimator().motion(previous, current)
+    dreamed, before = np.full_like(current, 100), np.full_like(previous, 200)
+    assert Coherence(mode="none").finish(dreamed, before, motion) is dreamed
+    assert Coherence(mode="blend").finish(dreamed, before, motion) is dreamed
+    assert Coherence().finish(dreamed, None, None) is dreamed  # a new scene
+    out = Coherence(flow_smooth=0.5).finish(dreamed, before, motion)
+    inner = motion.reliable & _eroded(motion.reliable)
+    assert out.dtype == np.uint8 and (out[inner] == 150).all()
+    assert (out[~motion.reliable] == 100).all()
