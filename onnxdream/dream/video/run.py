@@ -8,15 +8,16 @@ resumed run re-encodes from the start, reading finished frames back from the che
 and dreaming the rest, so its video is identical to an uninterrupted run's. Checkpoints are
 deleted once the output is complete.
 
-Scene cuts split a video into segments that depend on nothing before them: :func:`dream_segment`
-dreams one from its first frame, so segments could run on different workers.
+A frame depends on the frames before it only back to the last scene cut: segments between cuts
+are independent, so a :class:`FrameDreamer` per worker (after :meth:`FrameDreamer.reset`) could
+dream them in parallel, the driver encoding them in order from the checkpoints.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -142,15 +143,6 @@ class FrameDreamer:
         self.previous_in, self.previous_out = frame.image, out
         report = FrameReport(frame.index, resumed, cut, error, flow_seconds, dream_seconds, gain)
         return out, report
-
-
-def dream_segment(
-    frame_dreamer: FrameDreamer, frames: Iterable[SourceFrame]
-) -> Iterator[tuple[np.ndarray, FrameReport]]:
-    """Dream the frames of one segment in order, from a fresh start."""
-    frame_dreamer.reset()
-    for frame in frames:
-        yield frame_dreamer(frame)
 
 
 def frame_settings(
