@@ -46,7 +46,7 @@ def _prepare(folder: Path) -> None:
     (folder / "names.json").write_text(json.dumps({"gpu_0/conv3_0": "stem"}))
     from tests.video_helpers import panning_frames, write_clip
 
-    write_clip(folder / "clip.mp4", panning_frames(8, height=64, width=96))
+    write_clip(folder / "clip.mp4", panning_frames(6, height=48, width=64))
     package = folder / "mypkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
