@@ -246,3 +246,14 @@ def test_corrupt_packets_mid_stream_are_skipped_cleanly(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     frames = json.loads(result.stdout)["frames"]
     assert 1 <= frames < 12 and _streams(out)["frames"] == frames
+
+
+def test_audio_a_container_cannot_hold_is_left_out_with_a_warning(tiny, clip, tmp_path):
+    out = tmp_path / "out.webm"
+    result = _dream(str(clip), str(out), "--model", str(tiny), *FAST, "--end", "3f", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["audio_streams"] == 0 and summary["codec"] == "libvpx-vp9"
+    assert summary["warnings"] == ["1 audio stream(s) left out: .webm cannot hold them"]
+    got = _streams(out)
+    assert got["frames"] == 3 and got["audio"] == [] and got["codec"] == "vp9"

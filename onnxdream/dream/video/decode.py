@@ -189,9 +189,11 @@ class VideoSource:
             )  # type: ignore[attr-defined]
 
     def _rgb(self, frame: object) -> np.ndarray:
+        import av
+
         try:
             return frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, av.FFmpegError) as exc:
             name = getattr(getattr(frame, "format", None), "name", "?")
             raise OnnxDreamError(
                 f"{self.path}: unsupported pixel format {name!r} (cannot be converted to RGB: {exc})"

@@ -138,6 +138,8 @@ class _AudioCopy:
         self.reader = av.open(str(source))
         self.streams = {}
         for stream in self.reader.streams.audio:
+            if stream.codec_context.name not in container.supported_codecs:
+                continue  # e.g. AAC into WebM: left out, and the summary says so
             try:
                 self.streams[stream.index] = container.add_stream_from_template(stream)
             except (ValueError, av.FFmpegError):
