@@ -257,3 +257,17 @@ def test_audio_a_container_cannot_hold_is_left_out_with_a_warning(tiny, clip, tm
     assert summary["warnings"] == ["1 audio stream(s) left out: .webm cannot hold them"]
     got = _streams(out)
     assert got["frames"] == 3 and got["audio"] == [] and got["codec"] == "vp9"
+
+
+def test_variable_frame_rate_keeps_every_time_stamp(tiny, tmp_path):
+    pts = [0, 10, 30, 35, 60, 100]  # in 1/120 s: gaps of 1, 2, 0.5, 2.5 and 4 frames at 12 fps
+    clip = write_clip(tmp_path / "vfr.mkv", panning_frames(6), pts=pts, audio=False)
+    out = tmp_path / "out.mp4"
+    result = _dream(str(clip), str(out), "--model", str(tiny), *FAST)
+    assert result.exit_code == 0, result.output
+    times = {}
+    for path in (clip, out):
+        with av.open(str(path)) as container:
+            times[path] = [float(f.time) for f in container.decode(video=0)]
+    assert len(set(np.diff(times[clip]).round(3))) >= 3  # the input's rate does vary
+    assert times[out] == pytest.approx(times[clip], abs=1e-3)
