@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onnxdream.commands.common import err_console, print_json, warn
-from onnxdream.dream.engine import Dreamer, DreamOptions
-from onnxdream.dream.objectives import LayerSpec
 from onnxdream.errors import OnnxDreamError
+
+if TYPE_CHECKING:
+    from onnxdream.dream.engine import Dreamer, DreamOptions
+    from onnxdream.dream.objectives import LayerSpec
 
 
 def wants_video(image: str | None, out: str | None) -> bool:
