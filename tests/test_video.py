@@ -271,3 +271,13 @@ def test_variable_frame_rate_keeps_every_time_stamp(tiny, tmp_path):
             times[path] = [float(f.time) for f in container.decode(video=0)]
     assert len(set(np.diff(times[clip]).round(3))) >= 3  # the input's rate does vary
     assert times[out] == pytest.approx(times[clip], abs=1e-3)
+
+
+def test_a_scene_cut_is_detected_and_dreamed_fresh(tiny, tmp_path):
+    first = panning_frames(4)
+    second = [np.ascontiguousarray(f[::-1, ::-1, ::-1]) for f in panning_frames(4, speed=3)]
+    clip = write_clip(tmp_path / "cut.mp4", first + second, audio=False)
+    result = _dream(str(clip), str(tmp_path / "out.mp4"), "--model", str(tiny), *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == 8 and summary["scene_cuts"] == 1
