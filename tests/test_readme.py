@@ -44,6 +44,9 @@ def _prepare(folder: Path) -> None:
     save_model(light_zoo_model("googlenet"), folder / "googlenet.onnx")
     save_model(light_zoo_model("shufflenet"), folder / "shufflenet.onnx")
     (folder / "names.json").write_text(json.dumps({"gpu_0/conv3_0": "stem"}))
+    from tests.video_helpers import panning_frames, write_clip
+
+    write_clip(folder / "clip.mp4", panning_frames(6, height=48, width=64))
     package = folder / "mypkg"
     package.mkdir()
     (package / "__init__.py").write_text("")

@@ -59,11 +59,18 @@ Examples:
   onnxdream dream photos/ dreamed/ --model googlenet.onnx --layer inception_4c
 
   onnxdream dream photo.jpg out.png --model mypkg.nets:build --weights ft.pth -l fine_tune_block
+  onnxdream dream clip.mp4 dreamed.mp4 --octaves 2 --steps 5 --start 0:10 --end 0:20
 """
 
 
 def _check_paths(
-    image: str | None, out: str, guide: Path | None, model_files: list[Path], frames: int | None, folder: bool
+    image: str | None,
+    out: str,
+    guide: Path | None,
+    model_files: list[Path],
+    frames: int | None,
+    folder: bool,
+    video: bool = False,
 ) -> None:
     """Refuse, before any work, outputs that would replace an input (image, guide, model files)."""
     from onnxdream.dream.animate import frame_paths
@@ -71,6 +78,11 @@ def _check_paths(
     from onnxdream.paths import check_writes
 
     reads: list[Path] = ([guide] if guide is not None else []) + model_files
+    if video:
+        from onnxdream.commands.dream_video import check_video_paths
+
+        check_video_paths(image, out, reads)  # type: ignore[arg-type]
+        return
     if folder:
         outputs = folder_outputs(image, out)  # type: ignore[arg-type]
         check_writes(reads + list(outputs), list(outputs.values()))
@@ -144,10 +156,27 @@ def dream_command(
     max_pixels: MaxPixelsOption = MAX_PIXELS,
     weights: WeightsOption = None,
     weights_prefix: WeightsPrefixOption = None,
+    flow: bool = typer.Option(
+        True,
+        "--flow/--no-flow",
+        help="Video: start each frame from the previous dream warped by optical flow.",
+    ),
+    flow_blend: float = typer.Option(0.7, help="Video: weight of the warped previous dream (0 to 1)."),
+    flow_smooth: float = typer.Option(
+        0.5, help="Video: share of the warped previous dream mixed into each finished dream (0 to 1)."
+    ),
+    blend: float = typer.Option(None, help="Video: classic mix with the previous dream, no motion (0 to 1)."),
+    scene_cut: float = typer.Option(0.3, help="Video: new scene below this share of trackable pixels."),
+    start: str = typer.Option(None, help="Video: first frame, as seconds (12.5), 1:02.5 or a frame (120f)."),
+    end: str = typer.Option(None, help="Video: stop before this time or frame (as --start)."),
+    every: int = typer.Option(1, help="Video: dream every N-th frame (quick previews)."),
+    crf: int = typer.Option(18, help="Video: encoder quality, 0 (lossless) to 51 (H.264 CRF)."),
+    preset: str = typer.Option("medium", help="Video: encoder speed preset (ultrafast ... veryslow)."),
 ) -> None:
     """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0).
 
     --atlas dreams each layer that --match and --depth choose, and lays the dreams out as a grid.
+    A video IMAGE (or a folder with a video OUT) dreams frame by frame into a video or a folder.
     """
     from onnxdream.dream.animate import animate, save_animation
     from onnxdream.dream.api import as_array, layer_specs
@@ -164,17 +193,26 @@ def dream_command(
             raise OnnxDreamError("--demo takes only the output path (it makes its own input image)")
     if out is None:
         raise OnnxDreamError("give an input IMAGE (or --demo) and an OUT path")
-    folder = image is not None and Path(image).is_dir()
+    from onnxdream.commands.dream_video import wants_video
+
+    video = wants_video(image, out)
+    folder = image is not None and Path(image).is_dir() and not video
+    if video and (frames is not None or atlas or max_size is not None):
+        raise OnnxDreamError("--frames, --atlas and --max-size do not apply to videos (use --tile)")
     if sum([frames is not None, atlas, folder]) > 1:
         raise OnnxDreamError("--frames, --atlas and a folder input cannot be combined")
     if atlas and not match and depth is None:
         raise OnnxDreamError("--atlas needs --match GLOB or --depth N to choose the layers")
-    if not folder and not frames:
+    if not folder and not frames and not video:
         output_format(out)
     if not 0 <= seed < 2**32:
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
+    if video:
+        from onnxdream.dream.video import require_video_extra
+
+        require_video_extra()
     opened = open_model_with_status(model, trust_pickle, weights, weights_prefix)
-    _check_paths(image, out, guide, opened.files, frames, folder)
+    _check_paths(image, out, guide, opened.files, frames, folder, video)
 
     dreamer = open_dreamer_from_flags(
         opened, device, mean, std, value_range, channel_order, precision, compile
@@ -212,6 +250,29 @@ def dream_command(
     def skip(message: str) -> None:
         warn(f"skipping {message}")
 
+    if video:
+        from onnxdream.commands.dream_video import run_video
+
+        run_video(
+            dreamer,
+            layer_specs(dreamer, layer, model),
+            options,
+            image,
+            out,
+            opened.files,
+            flow=flow,
+            flow_blend=flow_blend,
+            flow_smooth=flow_smooth,
+            blend=blend,
+            scene_cut=scene_cut,
+            start=start,
+            end=end,
+            every=every,
+            crf=crf,
+            preset=preset,
+            json_out=json_out,
+        )
+        return
     if folder:
         specs = layer_specs(dreamer, layer, model)
         dream_folder(
