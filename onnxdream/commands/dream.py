@@ -59,6 +59,7 @@ Examples:
   onnxdream dream photos/ dreamed/ --model googlenet.onnx --layer inception_4c
 
   onnxdream dream photo.jpg out.png --model mypkg.nets:build --weights ft.pth -l fine_tune_block
+
   onnxdream dream clip.mp4 dreamed.mp4 --octaves 2 --steps 5 --start 0:10 --end 0:20
 """
 
