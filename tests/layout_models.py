@@ -144,3 +144,23 @@ def torch_nhwc(seed: int = 0) -> TorchNHWC:
 def torch_nhwc_onnx() -> onnx.ModelProto:
     """:func:`torch_nhwc` exported at 1x32x32x3 with module names on the nodes."""
     return export_model("tests.layout_models:torch_nhwc", legacy=True, input_shape=(1, 32, 32, 3)).model
+
+
+def channels_last(model: onnx.ModelProto, name: str = "input_nhwc") -> onnx.ModelProto:
+    """``model`` (one NCHW input) with an NHWC input transposed to the old one, as tf2onnx writes it."""
+    wrapped = onnx.ModelProto()
+    wrapped.CopyFrom(model)
+    graph = wrapped.graph
+    weights = {t.name for t in graph.initializer}
+    (old,) = [v for v in graph.input if v.name not in weights]
+    dims = list(old.type.tensor_type.shape.dim)
+    new = helper.make_tensor_value_info(name, old.type.tensor_type.elem_type, None)
+    for k in (0, 2, 3, 1):
+        new.type.tensor_type.shape.dim.add().CopyFrom(dims[k])
+    position = list(graph.input).index(old)
+    graph.input.remove(old)
+    graph.input.insert(position, new)
+    graph.node.insert(
+        0, helper.make_node("Transpose", [name], [old.name], name="Transpose__nhwc", perm=[0, 3, 1, 2])
+    )
+    return wrapped

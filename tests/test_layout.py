@@ -29,7 +29,7 @@ from onnxdream.runtime import RunError, make_session
 from onnxdream.sizes import ort_probe
 from onnxdream.surgery import expose
 from tests.dream_helpers import pattern, tiny_onnx
-from tests.layout_models import hidden_layout, tf2onnx_like, torch_nhwc_onnx
+from tests.layout_models import channels_last, hidden_layout, tf2onnx_like, torch_nhwc_onnx
 
 runner = CliRunner()
 FAST = ["--octaves", "2", "--steps", "3", "--quiet", "--device", "cpu"]
@@ -330,3 +330,32 @@ def test_cli_hidden_layout_names_the_flag(files: dict[str, Path], tmp_path: Path
         ],
     )
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def twins() -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The tiny NCHW CNN and the same network behind an NHWC input (an independent reference)."""
+    nchw = tiny_onnx()
+    return nchw, channels_last(nchw)
+
+
+def test_nhwc_dream_equals_nchw_dream(twins) -> None:
+    options = DreamOptions(octaves=2, steps=4, seed=3)
+    specs = [LayerSpec("block2", (5,)), LayerSpec("block1.0", None, 0.5)]
+    images, results = [], []
+    for model in twins:
+        image, result = open_dreamer(model, device="cpu").run(pattern(40, 48), specs, options)
+        images.append(np.asarray(image, dtype=np.int16))
+        results.append(result)
+    assert results[1].checks.passed and len(results[1].checks.reports) == 2
+    assert results[1].objective_after == pytest.approx(results[0].objective_after, rel=1e-4)
+    assert results[1].gain > 1.2
+    assert np.abs(images[1] - images[0]).max() <= 1
+
+
+def test_nhwc_visualize_and_check_equal_nchw(twins) -> None:
+    found = [visualize_run(m, "block2:3", size=32, steps=6, device="cpu")[1].objectives[0] for m in twins]
+    assert found[1] == pytest.approx(found[0], rel=1e-4)
+    checks = [check(m, device="cpu") for m in twins]
+    assert checks[1].ok and [c.name for c in checks[1].layers][1:] == [c.name for c in checks[0].layers]
+    assert checks[1].layers[0].name == "Transpose__nhwc"
