@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
@@ -18,6 +19,9 @@ from onnxdream.inputs.normalize import preprocess_for
 from onnxdream.layout import NCHW, NHWC, TO_NCHW, InputLayout, looks_channels_last, tensor_layouts
 from onnxdream.model import Model, open_model
 from onnxdream.zoo import BUILTIN
+
+if TYPE_CHECKING:
+    from onnxdream.mirror import Mirror
 
 DEFAULT_LAYERS = {BUILTIN: ["_blocks.10"]}
 """Layers that give good-looking dreams, per built-in model (chosen by looking at renders)."""
@@ -51,7 +55,7 @@ class MirrorActivations:
     NCHW, so channels, centre neurons and sizes mean the same on every model.
     """
 
-    def __init__(self, mirror: nn.Module, index: GraphIndex, layouts: dict[str, str] | None = None) -> None:
+    def __init__(self, mirror: Mirror, index: GraphIndex, layouts: dict[str, str] | None = None) -> None:
         self.mirror = mirror
         self.index = index
         self.layouts = layouts or {}
@@ -69,7 +73,7 @@ class MirrorActivations:
         return {name: self._as_nchw(name, value) for name, value in acts.items()}
 
     def _as_nchw(self, name: str, value: Activation) -> Activation:
-        tensors = self.index.resolve(name).outputs
+        tensors = self.mirror.layer_tensors(name)  # resolved once, then cached by the mirror
         values = as_tensors(value)
         turned = [
             v.permute(*TO_NCHW) if v.dim() == 4 and self.layouts.get(t) == NHWC else v
