@@ -164,3 +164,61 @@ def channels_last(model: onnx.ModelProto, name: str = "input_nhwc") -> onnx.Mode
         0, helper.make_node("Transpose", [name], [old.name], name="Transpose__nhwc", perm=[0, 3, 1, 2])
     )
     return wrapped
+
+
+def stride_two_skip() -> onnx.ModelProto:
+    """NHWC input, transposed; a stride-2 conv upsampled x2 and added to its input: even sides only."""
+    rng = np.random.default_rng(0)
+    conv, weights = _conv("model/down", "x", "y", 3, 3, 2, rng)
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["x"], name="Transpose__1", perm=[0, 3, 1, 2]),
+        conv,
+        helper.make_node("Resize", ["y", "", scales.name], ["z"], name="model/up/Resize", mode="nearest"),
+        helper.make_node("Add", ["x", "z"], ["out"], name="model/skip/Add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "stride_two_skip",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", "h", "w", 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [*weights, scales],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def keras_torch_like(seed: int = 0) -> onnx.ModelProto:
+    """What Keras 3 on torch exports for channels-last layers: every conv between a Transpose to
+    NCHW and one back, batch norm and ReLU6 on the last axis (NHWC), so layer outputs are NHWC."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, x = [], [], "image"
+    for k, (layer, c_in, c_out) in enumerate((("Conv1", 3, 8), ("block_1_expand", 8, 6))):
+        conv, weights = _conv(layer, f"t{k}", f"c{k}", c_in, c_out, 1 + (k == 0), rng)
+        gamma = numpy_helper.from_array(
+            (1 + 0.1 * rng.standard_normal(c_out)).astype(np.float32), f"{layer}_BN/gamma"
+        )
+        beta = numpy_helper.from_array(
+            (0.1 * rng.standard_normal(c_out)).astype(np.float32), f"{layer}_BN/beta"
+        )
+        low = numpy_helper.from_array(np.array(0, np.float32), f"{layer}_relu/min")
+        high = numpy_helper.from_array(np.array(6, np.float32), f"{layer}_relu/max")
+        inits += [*weights, gamma, beta, low, high]
+        nodes += [
+            helper.make_node("Transpose", [x], [f"t{k}"], name=f"{layer}/Transpose", perm=[0, 3, 1, 2]),
+            conv,
+            helper.make_node(
+                "Transpose", [f"c{k}"], [f"o{k}"], name=f"{layer}/Transpose_1", perm=[0, 2, 3, 1]
+            ),
+            helper.make_node("Mul", [f"o{k}", gamma.name], [f"m{k}"], name=f"{layer}_BN/Mul"),
+            helper.make_node("Add", [f"m{k}", beta.name], [f"b{k}"], name=f"{layer}_BN/Add"),
+            helper.make_node("Clip", [f"b{k}", low.name, high.name], [f"r{k}"], name=f"{layer}_relu/Clip"),
+        ]
+        x = f"r{k}"
+    graph = helper.make_graph(
+        nodes,
+        "keras_torch_like",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 32, 32, 3])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)

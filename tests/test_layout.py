@@ -26,10 +26,17 @@ from onnxdream.layout import NCHW, NHWC, InputLayout, input_layout, tensor_layou
 from onnxdream.metadata import PREPROCESS_KEY, set_json
 from onnxdream.mirror_check import check
 from onnxdream.runtime import RunError, make_session
-from onnxdream.sizes import ort_probe
+from onnxdream.sizes import InputSizeError, ort_probe
 from onnxdream.surgery import expose
 from tests.dream_helpers import pattern, tiny_onnx
-from tests.layout_models import channels_last, hidden_layout, tf2onnx_like, torch_nhwc_onnx
+from tests.layout_models import (
+    channels_last,
+    hidden_layout,
+    keras_torch_like,
+    stride_two_skip,
+    tf2onnx_like,
+    torch_nhwc_onnx,
+)
 
 runner = CliRunner()
 FAST = ["--octaves", "2", "--steps", "3", "--quiet", "--device", "cpu"]
@@ -359,3 +366,36 @@ def test_nhwc_visualize_and_check_equal_nchw(twins) -> None:
     checks = [check(m, device="cpu") for m in twins]
     assert checks[1].ok and [c.name for c in checks[1].layers][1:] == [c.name for c in checks[0].layers]
     assert checks[1].layers[0].name == "Transpose__nhwc"
+
+
+def test_size_error_names_sizes_in_model_layout() -> None:
+    model = stride_two_skip()
+    odd = {"image": np.zeros((1, 41, 56, 3), np.float32)}
+    with pytest.raises(InputSizeError) as info:
+        check(model, odd, device="cpu", input_source="odd.npy")
+    assert info.value.multiple == 2
+    assert str(info.value).endswith(
+        "cannot run odd.npy (input 'image' of shape 1x41x56x3): its height and width must be multiples "
+        "of 2 (the network's stride); nearest sizes that work: 1x40x56x3 or 1x42x56x3"
+    )
+    assert check(model, {"image": np.zeros((1, 40, 56, 3), np.float32)}, device="cpu").ok
+
+
+def test_keras_on_torch_style_layer_outputs_stay_nhwc(tmp_path: Path) -> None:
+    path = tmp_path / "keras_torch.onnx"
+    onnx.save(keras_torch_like(), path)
+    index = GraphIndex(onnx.load(path).graph)
+    assert input_layout(onnx.load(path)) == InputLayout(NHWC, "transpose")
+    assert {t: v for t, v in tensor_layouts(index, NHWC).items() if t in ("c0", "b0", "r0", "r1")} == {
+        "c0": NCHW,
+        "b0": NHWC,
+        "r0": NHWC,
+        "r1": NHWC,
+    }
+    dreamer = open_dreamer(path, device="cpu")
+    assert channel_count(dreamer, LayerSpec("Conv1_relu"), 32) == 8
+    assert channel_count(dreamer, LayerSpec("block_1_expand_relu"), 32) == 6
+    _, result = dreamer.run(
+        pattern(32, 40), [LayerSpec("block_1_expand_relu", (4,))], DreamOptions(octaves=1, steps=4)
+    )
+    assert result.gain > 1.0 and result.checks.passed and result.checks.max_abs < 1e-4
