@@ -117,6 +117,9 @@ _KEEPS_LAYOUT = frozenset(
 only cut, pad, join or resize along axes they name)."""
 
 
+_READS_SHAPE_ONLY = frozenset({"Shape", "Size"})
+
+
 @dataclass(frozen=True)
 class InputLayout:
     """The layout of a model's image input and where it was found.
@@ -162,7 +165,8 @@ def _data_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 
 
 def _transposed_to_nchw(index: GraphIndex, tensor: str) -> bool:
-    """Whether ``tensor`` reaches a Transpose(0,3,1,2) through element-wise ops only, on every path."""
+    """Whether ``tensor`` reaches a Transpose(0,3,1,2) through element-wise ops only, on every path
+    (a Shape or Size of it, as exports with dynamic sizes take, reads no values)."""
     seen: set[str] = set()
     stack = [tensor]
     found = False
@@ -179,7 +183,7 @@ def _transposed_to_nchw(index: GraphIndex, tensor: str) -> bool:
                 found = True
             elif node.op_type in _KEEPS_LAYOUT:
                 stack.extend(x for x in node.output if x)
-            else:
+            elif node.op_type not in _READS_SHAPE_ONLY:
                 return False
     return found
 

@@ -399,3 +399,12 @@ def test_keras_on_torch_style_layer_outputs_stay_nhwc(tmp_path: Path) -> None:
         pattern(32, 40), [LayerSpec("block_1_expand_relu", (4,))], DreamOptions(octaves=1, steps=4)
     )
     assert result.gain > 1.0 and result.checks.passed and result.checks.max_abs < 1e-4
+
+
+def test_shape_of_the_input_does_not_hide_the_transpose() -> None:
+    model = tf2onnx_like()
+    model.graph.node.append(onnx.helper.make_node("Shape", ["input_1"], ["input_shape"], name="Shape__2"))
+    model.graph.output.append(onnx.helper.make_tensor_value_info("input_shape", onnx.TensorProto.INT64, [4]))
+    assert input_layout(model) == InputLayout(NHWC, "transpose")
+    model.graph.node.append(onnx.helper.make_node("Flatten", ["input_1"], ["flat"], name="Flatten__3"))
+    assert input_layout(model) == InputLayout()  # the input is also read as it is: no guess
