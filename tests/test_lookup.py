@@ -250,3 +250,24 @@ def _options():
     from onnxdream.dream import DreamOptions
 
     return DreamOptions(octaves=1, steps=3, seed=0)
+
+
+def test_names_in_errors_are_text_not_markup(tmp_path: Path) -> None:
+    relu = [
+        onnx.helper.make_node("Relu", [x], [y], name=f"{scope}/[bold]conv")
+        for x, y, scope in (("x", "a", "p"), ("a", "b", "q"))
+    ]
+    value = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        relu,
+        "g",
+        [value("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [value("b", onnx.TensorProto.FLOAT, None)],
+    )
+    path = tmp_path / "markup.onnx"
+    onnx.save(
+        onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)], ir_version=8), path
+    )
+    result = runner.invoke(app, ["check", str(path), "--layer", "[bold]conv", "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "it ends 2 layers ('p/[bold]conv', 'q/[bold]conv')" in result.output

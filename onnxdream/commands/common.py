@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from onnxdream.commands.command import render_error
 from onnxdream.errors import OnnxDreamError, OptionError, first_line
@@ -109,7 +110,7 @@ def guarded(func: F) -> F:
             raise typer.Exit(128 + signum) from None
         except OnnxDreamError as exc:
             text = render_error(exc) if isinstance(exc, OptionError) else str(exc)
-            err_console.print(f"[bold red]error:[/] {text}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False)  # names are text
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
             if exc.filename is None:
