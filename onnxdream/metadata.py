@@ -18,7 +18,8 @@ EXPOSED_KEY = "onnxdream.exposed"
 WEIGHTS_KEY = "onnxdream.weights"
 """Model metadata: JSON ``{file, sha256, format, prefix, tensors, ignored}`` of an export's ``--weights``."""
 PREPROCESS_KEY = "onnxdream.preprocess"
-"""Model metadata: JSON ``{"mean": [...], "std": [...], "range": [lo, hi], "channels": "RGB"}``."""
+"""Model metadata: JSON ``{"mean": [...], "std": [...], "range": [lo, hi], "channels": "RGB"}``,
+optionally with ``"layout": "NHWC"`` (or ``"NCHW"``) for the image input's layout."""
 
 Proto = onnx.NodeProto | onnx.ModelProto
 

@@ -12,6 +12,7 @@ from onnxdream.commands.options import (
     CompareOrtOptOption,
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MatchOption,
     MaxPixelsOption,
     ModelArgument,
@@ -84,6 +85,7 @@ def check_command(
     max_pixels: MaxPixelsOption = MAX_PIXELS,
     weights: WeightsOption = None,
     weights_prefix: WeightsPrefixOption = None,
+    layout: LayoutOption = None,
 ) -> None:
     """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
 
@@ -106,7 +108,9 @@ def check_command(
 
     opened = open_model(model, trust_pickle=trust_pickle, weights=weights, weights_prefix=weights_prefix)
     feeds = (
-        load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
+        load_input(input_file, opened.proto, max_pixels, opened.source, layout)
+        if input_file is not None
+        else None
     )
     result = check(
         opened,
@@ -118,6 +122,7 @@ def check_command(
         device=device,
         ort_opt=ort_opt,
         input_source=str(input_file),
+        layout=layout,
     )
     if json_output:
         print_json(result.to_json())

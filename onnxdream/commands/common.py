@@ -164,6 +164,7 @@ def open_dreamer_from_flags(
     channel_order: str | None,
     precision: str = "fp32",
     compile: bool = False,
+    layout: str | None = None,
 ) -> Dreamer:
     """``open_dreamer`` with the preprocessing flags parsed, behind a status line."""
     from onnxdream.commands.options import float_list
@@ -179,4 +180,5 @@ def open_dreamer_from_flags(
             channel_order,
             precision=precision,
             compile=compile,
+            layout=layout,
         )

@@ -20,6 +20,7 @@ from onnxdream.commands.options import (
     CompileOption,
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MatchOption,
     MaxPixelsOption,
     MeanOption,
@@ -140,6 +141,7 @@ def dream_command(
     std: StdOption = None,
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
+    layout: LayoutOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "fp32",
     compile: CompileOption = False,
@@ -216,7 +218,7 @@ def dream_command(
     _check_paths(image, out, guide, opened.files, frames, folder, video)
 
     dreamer = open_dreamer_from_flags(
-        opened, device, mean, std, value_range, channel_order, precision, compile
+        opened, device, mean, std, value_range, channel_order, precision, compile, layout
     )
     options = DreamOptions(
         loss=loss,

@@ -20,6 +20,7 @@ from onnxdream.commands.options import (
     CompileOption,
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MeanOption,
     ModelArgument,
     PrecisionOption,
@@ -91,6 +92,7 @@ def visualize_command(
     std: StdOption = None,
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
+    layout: LayoutOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "fp32",
     compile: CompileOption = False,
@@ -121,7 +123,7 @@ def visualize_command(
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
     dreamer = open_dreamer_from_flags(
-        opened, device, mean, std, value_range, channel_order, precision, compile
+        opened, device, mean, std, value_range, channel_order, precision, compile, layout
     )
     images, result = run(
         dreamer,

@@ -322,6 +322,7 @@ def run(
     channel_order: str | None = None,
     precision: str = "fp32",
     compile: bool = False,
+    layout: str | None = None,
     **options: object,
 ) -> tuple[list[Image.Image], VisualizeResult]:
     """Like :func:`visualize`, and also return the :class:`VisualizeResult`."""
@@ -335,7 +336,15 @@ def run(
         dreamer, source = model, None
     else:
         dreamer = open_dreamer(
-            model, device, mean, std, value_range, channel_order, precision=precision, compile=compile
+            model,
+            device,
+            mean,
+            std,
+            value_range,
+            channel_order,
+            precision=precision,
+            compile=compile,
+            layout=layout,
         )
         source = model
     specs = layer_specs(dreamer, layers, source)
@@ -393,7 +402,8 @@ def visualize(
             ``"_blocks.10:3@center"`` (the channel's centre neuron), ``"a:1*2"`` weighted, several summed.
         **options: ``channels`` (``"0-15"`` or a list: one image per channel of one layer), ``top``
             with ``image`` (the K channels most active on it), ``device``, ``mean``, ``std``,
-            ``value_range``, ``channel_order``, and every field of :class:`VisualizeOptions`
+            ``value_range``, ``channel_order``, ``layout`` (``"nchw"`` / ``"nhwc"``; default: found
+            from the model), and every field of :class:`VisualizeOptions`
             (``size``, ``steps``, ``batch``, ``diversity``, ``seed``, ``param``, ...).
 
     Returns:

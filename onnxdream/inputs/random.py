@@ -7,6 +7,7 @@ import onnx
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.feeds import check_size
+from onnxdream.layout import image_axes, in_layout, input_layout
 from onnxdream.shapes import input_dims
 
 DEFAULT_SIDE = 224
@@ -18,11 +19,13 @@ def random_inputs(
     seed: int = 0,
     size: tuple[int, int] = (DEFAULT_SIDE, DEFAULT_SIDE),
     source: str = "<model>",
+    layout: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeded inputs of the model's declared shapes (``source`` names the model in errors).
 
     Dims the model leaves free (symbolic, missing, ``-1`` or ``0``) are 1 for the batch, 3 for
-    the channels and ``size`` for the sides of an NCHW input, 1 elsewhere; declared dims are
+    the channels and ``size`` for the sides of a rank-4 image input (NCHW, or NHWC when
+    ``layout`` says so or the model shows it: see :mod:`onnxdream.layout`), 1 elsewhere; declared dims are
     used as they are (a recogniser of height 48 gets height 48). Float inputs are standard
     normal; other types are zeros.
 
@@ -31,6 +34,7 @@ def random_inputs(
             can be made.
     """
     rng = np.random.default_rng(seed)
+    image = in_layout((1, 3, *size), input_layout(model, layout).layout)
     weights = {t.name for t in model.graph.initializer}
     feeds = {}
     for vi in model.graph.input:
@@ -42,7 +46,7 @@ def random_inputs(
                 f"{source}: input {vi.name!r} declares no shape, so no random input can be made; "
                 "give an input of the size the model needs"
             )
-        free = (1, 3, *size) if len(dims) == 4 else (1,) * len(dims)
+        free = image if len(dims) == 4 else (1,) * len(dims)
         shape = [d if d is not None else free[i] for i, d in enumerate(dims)]
         try:
             check_size(vi.name, shape)
@@ -59,24 +63,30 @@ def random_inputs(
 
 
 def runnable_inputs(
-    model: onnx.ModelProto, seed: int = 0, source: str = "<model>"
+    model: onnx.ModelProto, seed: int = 0, source: str = "<model>", layout: str | None = None
 ) -> dict[str, np.ndarray] | None:
-    """Seeded inputs like :func:`random_inputs`, with the free sides of the model's one NCHW input
-    at a size ONNX Runtime runs, nearest to the default (:func:`onnxdream.sizes.runnable_size`).
+    """Seeded inputs like :func:`random_inputs`, with the free sides of the model's one image
+    input (NCHW or NHWC, as :func:`random_inputs` decides) at a size ONNX Runtime runs, nearest to
+    the default (:func:`onnxdream.sizes.runnable_size`).
 
     For models whose free sides must meet a constraint, e.g. a text recogniser ``1x3x48x?``
-    whose width must suit a Reshape or a stride. None when the model has not exactly one NCHW
+    whose width must suit a Reshape or a stride. None when the model has not exactly one image
     input with a free side, or when no size up to 4096 runs.
     """
     from onnxdream.sizes import ort_probe, runnable_size
 
-    feeds = random_inputs(model, seed, source=source)
+    order = input_layout(model, layout).layout
+    feeds = random_inputs(model, seed, source=source, layout=order)
     if len(feeds) != 1:
         return None
     ((name, array),) = feeds.items()
     declared = next(input_dims(v) for v in model.graph.input if v.name == name)
-    if array.ndim != 4 or declared is None or len(declared) != 4 or None not in declared[2:]:
+    _, height, width = image_axes(order)
+    if array.ndim != 4 or declared is None or len(declared) != 4:
         return None
-    probe = ort_probe(model, name, array.shape, array.dtype)
-    found = runnable_size(probe, (array.shape[2], array.shape[3]), fixed=(declared[2], declared[3]))
-    return None if found is None else random_inputs(model, seed, size=found, source=source)
+    fixed = (declared[height], declared[width])
+    if None not in fixed:
+        return None
+    probe = ort_probe(model, name, array.shape, array.dtype, order)
+    found = runnable_size(probe, (array.shape[height], array.shape[width]), fixed=fixed)
+    return None if found is None else random_inputs(model, seed, size=found, source=source, layout=order)
