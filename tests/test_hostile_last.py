@@ -113,7 +113,7 @@ def test_dream_on_an_input_of_no_rank_exits_2_with_one_line(models, tmp_path):
     result = _cli("dream", "--demo", out, "--model", models / "norank.onnx", "--layer", "conv", "-q")
     _one_error_line(
         result,
-        f"{models / 'norank.onnx'}: dream needs a float image input (N, C, H, W); input 'x' declares no "
+        f"{models / 'norank.onnx'}: dream needs a float image input (N, C, H, W or N, H, W, C); input 'x' declares no "
         "rank (give the model a 4-D input shape, e.g. with onnx.tools.update_model_dims)",
     )
     assert not out.exists()
