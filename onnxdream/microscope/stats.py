@@ -1,0 +1,92 @@
+"""Activation statistics: each batch of images reduced to per-image, per-channel numbers, then
+summed over the dataset into layer statistics and each channel's top-k images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+REDUCTIONS = ("max", "argmax", "mean", "active", "min")
+"""Per image and channel: peak value, its flat position, spatial mean, fraction > 0, minimum."""
+
+
+def reduce_batch(activations: np.ndarray) -> dict[str, np.ndarray]:
+    """An (N, C, H, W) batch as arrays of shape (N, C), one per :data:`REDUCTIONS` entry."""
+    flat = np.asarray(activations, dtype=np.float32).reshape(activations.shape[0], activations.shape[1], -1)
+    return {
+        "max": flat.max(axis=2),
+        "argmax": flat.argmax(axis=2).astype(np.int64),
+        "mean": flat.mean(axis=2, dtype=np.float64).astype(np.float32),
+        "active": (flat > 0).mean(axis=2, dtype=np.float64).astype(np.float32),
+        "min": flat.min(axis=2),
+    }
+
+
+@dataclass(frozen=True)
+class TopImage:
+    """One of a channel's strongest images: which image, its peak value and where (feature cell)."""
+
+    image: int
+    value: float
+    y: int
+    x: int
+
+
+@dataclass
+class LayerStats:
+    """A layer's statistics over the images.
+
+    Attributes:
+        images: how many images went in.
+        mean: mean activation over images, channels and positions.
+        sparsity: fraction of activations that are 0 or less.
+        dead: channels that are never above 0, or constant, on every image.
+        channel_mean / channel_max / channel_active: per channel over images and positions.
+        top: per channel, its strongest images (peak value, highest first).
+    """
+
+    images: int
+    mean: float
+    sparsity: float
+    dead: list[int]
+    channel_mean: list[float]
+    channel_max: list[float]
+    channel_active: list[float]
+    top: list[list[TopImage]]
+
+
+def summarize(batches: Iterable[dict[str, np.ndarray]], width: int, top_k: int) -> LayerStats:
+    """Combine reduced batches (in image order) into :class:`LayerStats`; ``width``: the map's W."""
+    parts = list(batches)
+    stacked = {key: np.concatenate([p[key] for p in parts], axis=0) for key in REDUCTIONS}
+    peak, low = stacked["max"], stacked["min"]
+    images, channels = peak.shape
+    channel_max = peak.max(axis=0)
+    spread = channel_max - low.min(axis=0)
+    scale = np.maximum(np.abs(channel_max), 1.0)
+    dead = np.nonzero((channel_max <= 0) | (spread <= 1e-6 * scale))[0]
+    order = np.argsort(-peak, axis=0, kind="stable")[:top_k]
+    top = [
+        [
+            TopImage(
+                int(i),
+                float(peak[i, c]),
+                int(stacked["argmax"][i, c] // width),
+                int(stacked["argmax"][i, c] % width),
+            )
+            for i in order[:, c]
+        ]
+        for c in range(channels)
+    ]
+    return LayerStats(
+        images=images,
+        mean=float(stacked["mean"].mean(dtype=np.float64)),
+        sparsity=float(1.0 - stacked["active"].mean(dtype=np.float64)),
+        dead=[int(c) for c in dead],
+        channel_mean=[float(v) for v in stacked["mean"].mean(axis=0, dtype=np.float64)],
+        channel_max=[float(v) for v in channel_max],
+        channel_active=[float(v) for v in stacked["active"].mean(axis=0, dtype=np.float64)],
+        top=top,
+    )
