@@ -15,6 +15,7 @@ what is missing, and adding layers adds their items and pages without redoing th
 from __future__ import annotations
 
 import io
+import json
 import os
 import shlex
 import time
@@ -131,8 +132,13 @@ def _npz(values: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _load_npz(store: ItemStore, key: str) -> dict[str, np.ndarray] | None:
-    data = store.read_bytes(key, ".npz")
+def _suffix(kind: str) -> str:
+    """Store suffix of an item kind: ``.visual.npz``, ``.page.json``, ... (a store lists by kind)."""
+    return f".{kind}.json" if kind == "page" else f".{kind}.npz"
+
+
+def _load_npz(store: ItemStore, key: str, kind: str) -> dict[str, np.ndarray] | None:
+    data = store.read_bytes(key, _suffix(kind))
     if data is None:
         return None
     try:
@@ -284,7 +290,7 @@ def build_site(
     for b, batch in enumerate(image_batches):
         missing = []
         for layer in chosen:
-            found = _load_npz(store, dataset_key(batch, layer))
+            found = _load_npz(store, dataset_key(batch, layer), "dataset")
             if found is None:
                 missing.append((layer.name, layer.tensor))
             else:
@@ -308,8 +314,9 @@ def build_site(
         )
         for layer in chosen
     }
-    visual_todo = [item for item, key in visual_keys.items() if not store.has(key, ".npz")]
-    dream_todo = [item for item, key in dream_keys.items() if not store.has(key, ".npz")]
+    # A result that cannot be read back counts as missing (it is loaded, then let go: memory stays flat).
+    visual_todo = [item for item, key in visual_keys.items() if _load_npz(store, key, "visual") is None]
+    dream_todo = [item for item, key in dream_keys.items() if _load_npz(store, key, "dream") is None]
     result.total.update(dataset=len(image_batches), visual=len(visual_keys), dream=len(dream_keys))
     page_count = 1 + len(chosen) + sum(len(v) for v in shown.values())
     result.total["page"] = page_count
@@ -325,7 +332,7 @@ def build_site(
             reduced = dict(value["layers"].get(name, {}))
             reduced["valid"] = value["valid"]
             reduced["errors"] = np.array(value["errors"], dtype=str)
-            store.write_bytes(dataset_key(item.paths, layer), ".npz", _npz(reduced))
+            store.write_bytes(dataset_key(item.paths, layer), _suffix("dataset"), _npz(reduced))
             dataset[(item.batch, name)] = reduced
 
     by_name = {layer.name: layer for layer in chosen}
@@ -339,7 +346,7 @@ def build_site(
     mirror_keys = {**visual_keys, **dream_keys}
 
     def save_mirror(item: VisualItem | DreamItem, value: dict) -> None:
-        store.write_bytes(mirror_keys[item], ".npz", _npz(value))
+        store.write_bytes(mirror_keys[item], _suffix(_mirror_kind(item)), _npz(value))
 
     mirror_job = MirrorJob(source.path, settings, reference, options.device)
     run(_mirror_kind, mirror_job, visual_todo + dream_todo, save_mirror)
@@ -350,8 +357,7 @@ def build_site(
     )
     pages_todo = []
     for key, page in pages:
-        marker = store.load_json(key)
-        if marker is None or not all((site / p).is_file() for p in page.outputs()):
+        if not store.has(key, _suffix("page")) or not all((site / p).is_file() for p in page.outputs()):
             pages_todo.append((key, page))
     progress("page", len(pages) - len(pages_todo))
     page_keys = {id(page): key for key, page in pages_todo}
@@ -359,7 +365,7 @@ def build_site(
     def save_page(page: PageItem, files: dict[str, bytes]) -> None:
         for relative in page.outputs():
             _write_site_file(site, relative, files[relative])
-        store.save_json(page_keys[id(page)], page.outputs())
+        store.write_bytes(page_keys[id(page)], _suffix("page"), json.dumps(page.outputs()).encode())
 
     for relative, data in asset_files().items():
         _write_site_file(site, relative, data)
@@ -472,13 +478,15 @@ def _pages(
     for layer in chosen:
         folder = f"img/{layer.slug}"
         layer_stats = stats.get(layer.name)
-        dream = _load_npz(store, dream_keys[DreamItem(layer.name)]) or {"error": np.array("result missing")}
+        dream = _load_npz(store, dream_keys[DreamItem(layer.name)], "dream") or {
+            "error": np.array("result missing")
+        }
         loaded: dict[str, dict[str, np.ndarray] | None] = {}
         channels = []
         for c in shown[layer.name]:
             key, k = visual_of[(layer.name, c)]
             if key not in loaded:
-                loaded[key] = _load_npz(store, key)
+                loaded[key] = _load_npz(store, key, "visual")
             channels.append((c, loaded[key], k))
         dead = set(layer_stats[0].dead) if layer_stats else set()
         facts = {
@@ -515,6 +523,8 @@ def _pages(
                 for c, value, _ in channels
             ],
         }
+        if "error" in dream:
+            result.errors.append(f"layer {layer.name!r}, dream: {dream['error']}")
         dream_pictures = {f"{folder}/dream.jpg": dream["image"]} if "image" in dream else {}
         add(
             PageItem("layer.html", f"layers/{layer.slug}.html", layer_context, dream_pictures),
@@ -546,6 +556,7 @@ def _pages(
                 error = "result missing"
             elif "error" in value:
                 error = str(value["error"])
+                result.errors.append(f"layer {layer.name!r}, channel {c}: {error}")
             context = {
                 **common,
                 "layer": facts,
