@@ -26,6 +26,7 @@ from onnxdream.microscope.plan import layer_tree, plan_layers, slug
 from onnxdream.microscope.receptive import receptive_fields
 from onnxdream.microscope.stats import reduce_batch, summarize
 from onnxdream.model import open_model
+from tests.browser_helpers import browser_available, offline_page
 from tests.dream_helpers import tiny_cnn, tiny_onnx
 from tests.microscope_helpers import HOSTILE, QUICK, hostile_model, image_folder
 
@@ -292,3 +293,48 @@ def test_renamed_googlenet_site(tmp_path):
     scope = next((tmp_path / "site" / "layers").glob("inception_3a-*.html")).read_text()
     # A scope's name comes from its nodes: convolutions named from weights, the rest from structure.
     assert "<th>op</th><td>scope</td>" in scope and "<th>name from</th><td>mixed</td>" in scope
+
+
+# In a real browser
+
+
+@pytest.mark.skipif(
+    not browser_available(), reason="needs playwright and /usr/bin/chromium (.ci/run installs both)"
+)
+def test_site_in_a_real_browser(site, tmp_path):
+    out, _ = site
+    with offline_page() as (page, watch):
+        # The watch itself: a request that leaves file:// is caught and aborted.
+        with page.expect_console_message(lambda m: m.type == "error"):
+            page.set_content('<img src="http://127.0.0.1:9/probe.png">')
+        assert watch.requests and "127.0.0.1" in watch.requests[0]
+        assert watch.console_errors
+        watch.requests.clear()
+        watch.console_errors.clear()
+
+        page.goto((out / "index.html").as_uri())
+        links = page.locator("#tree a.layer")
+        assert [links.nth(k).get_attribute("title") for k in range(links.count())] == TINY_LAYERS
+        page.fill("#search", "block1.1")
+        assert page.locator("#search-count").text_content() == "1 match"
+        visible = page.locator("#tree a.layer:visible")
+        assert visible.count() == 1 and visible.first.get_attribute("title") == "block1.1"
+        page.fill("#search", "")
+        assert page.locator("#tree a.layer:visible").count() == len(TINY_LAYERS)
+        page.screenshot(path=str(tmp_path / "index.png"))
+
+        page.locator(
+            f'#tree a.layer[title="{HOSTILE["block1.0"].replace(chr(34), chr(92) + chr(34))}"]'
+        ).click()
+        assert page.locator("h1.name").text_content() == HOSTILE["block1.0"]
+        page.locator(".grid a.cell").first.click()
+        page.wait_for_load_state("load")
+        assert page.url.endswith("/0.html")
+        sizes = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
+        assert len(sizes) == 1 + 2  # the visualisation and the top-2 crops
+        assert all(width > 0 for _, width in sizes), sizes
+        assert (
+            page.locator("pre.spec code").first.text_content().endswith(f"--layer '{HOSTILE['block1.0']}:0'")
+        )
+        page.screenshot(path=str(tmp_path / "channel.png"), full_page=True)
+    assert watch.problems() == []
