@@ -24,13 +24,29 @@ from onnxdream.cli import app
 from onnxdream.microscope.dataset import DatasetItem, DatasetJob, prepare_image
 from onnxdream.microscope.plan import layer_tree, plan_layers, slug
 from onnxdream.microscope.receptive import receptive_fields
-from onnxdream.microscope.stats import reduce_batch, summarize
+from onnxdream.microscope.stats import REDUCTIONS, summarize
 from onnxdream.model import open_model
 from tests.browser_helpers import browser_available, offline_page
 from tests.dream_helpers import tiny_cnn, tiny_onnx
 from tests.microscope_helpers import HOSTILE, QUICK, hostile_model, image_folder
 
 runner = CliRunner()
+
+
+def reduce_batch(activations: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics the graph computes, in numpy: the independent reference."""
+    flat = activations.reshape(*activations.shape[:2], -1).astype(np.float64)
+    reduced = {
+        "max": flat.max(axis=2),
+        "argmax": flat.argmax(axis=2),
+        "mean": flat.mean(axis=2),
+        "active": (flat > 0).mean(axis=2),
+        "min": flat.min(axis=2),
+    }
+    assert set(reduced) == set(REDUCTIONS)
+    return reduced
+
+
 TINY_LAYERS = ["stem.0", "stem.1", HOSTILE["block1.0"], "block1.1", HOSTILE["block2.0"], "block2.1"]
 
 
@@ -120,9 +136,10 @@ def test_dataset_pass_matches_onnxruntime_on_each_image(inputs, tmp_path):
         pixels = torch.from_numpy(prepare_image(path, (32, 32), 0)).permute(2, 0, 1)[None]
         feed = preprocess.to_model(pixels).numpy()
         alone = reduce_batch(session.run({"input": feed}, [tensor])[tensor])
-        for key in ("max", "mean", "active"):
+        for key in ("max", "mean", "active", "min"):
             np.testing.assert_allclose(result["layers"][name][key][k], alone[key][0], rtol=1e-4, atol=1e-5)
         assert result["layers"][name]["argmax"][k].tolist() == alone["argmax"][0].tolist()
+    assert result["layers"][name]["map_size"].tolist() == [8, 8]
 
 
 def test_tree_nests_scopes_and_slugs_are_safe():

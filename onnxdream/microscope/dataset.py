@@ -1,5 +1,5 @@
-"""The dataset pass: batches of images through ONNX Runtime, cut after the layers and with them as
-outputs, each layer's activations reduced to per-image, per-channel statistics on the worker."""
+"""The dataset pass: batches of images through ONNX Runtime, the model cut after the layers and each
+layer reduced in the graph to per-image, per-channel statistics (see :mod:`.reductions`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import load_image, resize_array
-from onnxdream.microscope.stats import reduce_batch
+from onnxdream.microscope.reductions import output_name, statistics_model
+from onnxdream.microscope.stats import REDUCTIONS
 
 
 def prepare_image(path: str | Path, size: tuple[int, int], max_pixels: int) -> np.ndarray:
@@ -50,6 +51,7 @@ class DatasetJob:
     The model is cut after the requested tensors, so nothing past the deepest layer runs and
     every input dimension is symbolic: a model exported with batch 1 still takes a batch. A
     graph that cannot (a Reshape to a fixed batch inside the cut) is run one image at a time.
+    The layers' activations never leave ONNX Runtime: only their (N, C) statistics do.
     """
 
     model_path: str
@@ -68,15 +70,15 @@ class DatasetJob:
         self._preprocess = preprocess_for(self._model.proto)
 
     def _session(self, tensors: tuple[str, ...]):
+        """The statistics model's session for ``tensors``, and whether it takes a batch."""
         if tensors not in self._sessions:
             from onnxdream.runtime import make_session
-            from onnxdream.surgery import cut_model
 
-            cut = cut_model(self._model.proto, list(tensors))
-            session = make_session(cut, self.device, "all", source=self._model.source)
+            model = statistics_model(self._model.proto, tensors)
+            session = make_session(model, self.device, "all", source=self._model.source)
             probe = np.zeros((2, 3, *self.size), dtype=np.float32)
             try:
-                session.run({self._input: probe}, list(tensors), quiet=True)
+                session.run({self._input: probe}, quiet=True)
                 batched = True
             except OnnxDreamError:
                 batched = False
@@ -106,11 +108,13 @@ class DatasetJob:
         session, batched = self._session(tensors)
         feed = self._feed(np.stack(images))
         chunks = [feed] if batched else [feed[i : i + 1] for i in range(len(feed))]
-        outputs = [session.run({self._input: chunk}, list(tensors)) for chunk in chunks]
-        for name, tensor in item.layers:
-            values = np.concatenate([o[tensor] for o in outputs], axis=0)
-            reduced = reduce_batch(values)
-            reduced["map_size"] = np.array(values.shape[2:], dtype=np.int64)
+        outputs = [session.run({self._input: chunk}) for chunk in chunks]
+        for k, (name, _) in enumerate(item.layers):
+            reduced = {
+                stat: np.concatenate([o[output_name(k, stat)] for o in outputs], axis=0)
+                for stat in REDUCTIONS
+            }
+            reduced["map_size"] = np.asarray(outputs[0][output_name(k, "shape")][2:], dtype=np.int64)
             result["layers"][name] = reduced
         return result
 

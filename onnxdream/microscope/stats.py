@@ -1,5 +1,5 @@
-"""Activation statistics: each batch of images reduced to per-image, per-channel numbers, then
-summed over the dataset into layer statistics and each channel's top-k images."""
+"""Activation statistics: per-image, per-channel numbers (computed in the graph, see
+:mod:`.reductions`) combined over the dataset into layer statistics and each channel's top-k images."""
 
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ import numpy as np
 
 REDUCTIONS = ("max", "argmax", "mean", "active", "min")
 """Per image and channel: peak value, its flat position, spatial mean, fraction > 0, minimum."""
-
-
-def reduce_batch(activations: np.ndarray) -> dict[str, np.ndarray]:
-    """An (N, C, H, W) batch as arrays of shape (N, C), one per :data:`REDUCTIONS` entry."""
-    flat = np.asarray(activations, dtype=np.float32).reshape(activations.shape[0], activations.shape[1], -1)
-    return {
-        "max": flat.max(axis=2),
-        "argmax": flat.argmax(axis=2).astype(np.int64),
-        "mean": flat.mean(axis=2, dtype=np.float64).astype(np.float32),
-        "active": (flat > 0).mean(axis=2, dtype=np.float64).astype(np.float32),
-        "min": flat.min(axis=2),
-    }
 
 
 @dataclass(frozen=True)
