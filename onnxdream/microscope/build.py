@@ -35,6 +35,7 @@ from onnxdream.microscope.mirror_items import DreamItem, MirrorJob, MirrorSettin
 from onnxdream.microscope.plan import LayerInfo, TreeNode, layer_tree, plan_layers
 from onnxdream.microscope.site import Crop, PageItem, PageJob, asset_files
 from onnxdream.microscope.stats import LayerStats, summarize
+from onnxdream.model import Model
 from onnxdream.paths import check_writes
 
 FORMAT = 1
@@ -168,7 +169,7 @@ class _Source:
     label: str
 
 
-def _model_source(spec: str, trust_pickle: bool, store: ItemStore):
+def _model_source(spec: str, trust_pickle: bool, store: ItemStore) -> tuple[Model, _Source]:
     from onnxdream.model import open_model
 
     model = open_model(spec, trust_pickle=trust_pickle)
@@ -183,7 +184,7 @@ def _model_source(spec: str, trust_pickle: bool, store: ItemStore):
     return model, _Source(str(store.path(key, ".onnx")), digest, spec)
 
 
-def _image_size(model, fallback: int) -> tuple[str, tuple[int, int]]:
+def _image_size(model: Model, fallback: int) -> tuple[str, tuple[int, int]]:
     from onnxdream.inputs.feeds import input_spec
 
     spec = input_spec(model.proto)
@@ -353,7 +354,7 @@ def build_site(
 
     stats = _layer_stats(chosen, image_batches, dataset, options.top_k, result)
     pages = _pages(
-        opened, source, chosen, shown, stats, store, visual_keys, dream_keys, digests, size, options, result
+        source, chosen, shown, stats, store, visual_keys, dream_keys, digests, size, options, result
     )
     pages_todo = []
     for key, page in pages:
@@ -386,7 +387,9 @@ def _shown_channels(layer: LayerInfo, count: int) -> list[int]:
     return list(range(total if count == 0 else min(count, total)))
 
 
-def _reference(paths: Sequence[Path], digests: dict[str, str], options: MicroscopeOptions):
+def _reference(
+    paths: Sequence[Path], digests: dict[str, str], options: MicroscopeOptions
+) -> tuple[np.ndarray, list[Any]]:
     """The image every layer dreams on: the first readable one of the folder, else the demo clouds."""
     for path in paths:
         try:
@@ -445,8 +448,18 @@ def _tree_dicts(nodes: Iterable[TreeNode]) -> list[dict[str, Any]]:
 
 
 def _pages(
-    opened, source, chosen, shown, stats, store, visual_keys, dream_keys, digests, size, options, result
-):
+    source: _Source,
+    chosen: Sequence[LayerInfo],
+    shown: dict[str, list[int]],
+    stats: dict[str, tuple[LayerStats, list[str], tuple[int, int]]],
+    store: ItemStore,
+    visual_keys: dict[VisualItem, str],
+    dream_keys: dict[DreamItem, str],
+    digests: dict[str, str],
+    size: tuple[int, int],
+    options: MicroscopeOptions,
+    result: MicroscopeResult,
+) -> list[tuple[str, PageItem]]:
     """Every page item with its key (the key covers the page's context and the results it shows)."""
     model_label = source.label
     model_arg = shlex.quote(model_label)
