@@ -355,3 +355,27 @@ def test_site_in_a_real_browser(site, tmp_path):
         )
         page.screenshot(path=str(tmp_path / "channel.png"), full_page=True)
     assert watch.problems() == []
+
+
+def test_jobs_and_items_pickle_for_remote_workers(inputs):
+    """A remote executor (Ray) ships jobs before ``setup`` and items as they are."""
+    import pickle
+
+    from onnxdream.microscope.mirror_items import DreamItem, MirrorJob, MirrorSettings, VisualItem
+    from onnxdream.microscope.site import Crop, PageItem, PageJob
+
+    model, images = inputs
+    picture = np.zeros((4, 4, 3), dtype=np.uint8)
+    crop = Crop(str(images / "pattern0.jpg"), (32, 32), (0, 0, 8, 8))
+    objects = [
+        DatasetJob(str(model), (32, 32)),
+        DatasetItem(0, (str(images / "pattern0.jpg"),), (("stem.0", "t"),)),
+        MirrorJob(str(model), MirrorSettings(), picture.astype(np.float32)),
+        VisualItem("stem.0", (0, 1), 0),
+        DreamItem("stem.0"),
+        PageJob(),
+        PageItem("channel.html", "channels/x/0.html", {"a": 1}, {"img/x.png": picture}, {"img/c.jpg": crop}),
+    ]
+    for value in objects:
+        copy = pickle.loads(pickle.dumps(value))
+        assert type(copy) is type(value)
