@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onnxdream.commands import check, dream, export, expose, layers, rename, visualize
+from onnxdream.commands import check, dream, export, expose, layers, microscope, rename, visualize
 from onnxdream.commands.command import Command, aliased
 from onnxdream.commands.common import EXIT_CODES, install_signal_handlers
 
@@ -32,6 +32,7 @@ app.command("expose-layers", cls=aliased({"-m": "--match"}))(expose.expose_layer
 app.command("check", cls=Command)(check.check_command)
 app.command("dream", cls=aliased({"--channels": "--channel-order"}))(dream.dream_command)
 app.command("visualize", cls=Command)(visualize.visualize_command)
+app.command("microscope", cls=Command)(microscope.microscope_command)
 
 
 def main() -> None:

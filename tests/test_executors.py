@@ -33,3 +33,13 @@ def test_closing_the_iterator_cancels_what_is_left():
     assert next(results) == (0, 0) and next(results) == (1, 1)
     results.close()
     assert job.ran == [0, 1]
+
+
+def test_every_new_job_is_set_up_even_when_a_finished_one_is_gone():
+    """A finished job's id may be reused by the next object: the executor must not mistake it."""
+    executor = InProcessExecutor()
+    for _ in range(20):
+        job = Square()
+        assert dict(executor.map_unordered(job, [3])) == {3: 9}
+        assert job.setups == 1
+        del job

@@ -44,6 +44,7 @@ def test_layers_put_every_module_above_what_it_imports() -> None:
             for verb in ("onnxdream.dream", "onnxdream.commands", "onnxdream.mirror_check", "onnxdream.zoo")
         ],
         ("onnxdream.inputs", "onnxdream.torch_export"),
+        ("onnxdream.microscope", "onnxdream.commands"),
     ],
 )
 def test_lower_layers_do_not_reach_up(low: str, high: str) -> None:
