@@ -19,7 +19,7 @@ from onnxdream.commands.options import (
     QuietOption,
     TrustPickleOption,
 )
-from onnxdream.inputs.images import MAX_PIXELS
+from onnxdream.inputs.limits import MAX_PIXELS
 
 _EXAMPLES = """
 
