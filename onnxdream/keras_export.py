@@ -60,13 +60,13 @@ def _root_type():
     return KerasRoot
 
 
-def _module_key(name: str, taken: set[str]) -> str:
-    """A submodule name for a Keras layer name (torch forbids ``.``), unique among its siblings."""
+def _module_key(name: str, parent) -> str:
+    """A submodule name for a Keras layer name: torch forbids ``.``, and a name must not be an
+    attribute of its parent already (a layer called ``double``, ``train`` or a sibling's name)."""
     key = name.replace(".", "_") or "layer"
     base, n = key, 1
-    while key in taken:
+    while hasattr(parent, key):
         key, n = f"{base}_{n}", n + 1
-    taken.add(key)
     return key
 
 
@@ -80,12 +80,11 @@ def keras_scopes(model) -> Iterator[tuple[object, dict[str, str]]]:
     seen: set[int] = set()
 
     def attach(parent, layer, module_path: str, keras_path: str) -> None:
-        taken: set[str] = set()
         for sub in getattr(layer, "layers", None) or []:
             if id(sub) in seen:  # a layer shared by two models keeps its first scope
                 continue
             seen.add(id(sub))
-            key = _module_key(sub.name, taken)
+            key = _module_key(sub.name, parent)
             path = f"{module_path}.{key}" if module_path else key
             name = f"{keras_path}/{sub.name}" if keras_path else sub.name
             scope = scoped_call(sub.call)
@@ -173,6 +172,14 @@ def export_keras_model(
         )
     shape = list(input_shape) if input_shape is not None else default_input_shape(model)
     check_input_shape(shape)
+    declared = model_input_shape(model)
+    if len(shape) != len(declared) or any(
+        d is not None and d != s for d, s in zip(declared[1:], shape[1:], strict=True)
+    ):
+        wanted = ",".join("N" if d is None else str(d) for d in declared)
+        raise OnnxDreamError(
+            f"{source}: input shape {','.join(map(str, shape))} does not fit the model's input ({wanted}, channels last)"
+        )
     example = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
     dims = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     try:

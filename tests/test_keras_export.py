@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from typer.testing import CliRunner
 
+from onnxdream.cli import app
 from onnxdream.errors import BadModelError, OnnxDreamError
 from onnxdream.keras_models import import_keras
 
@@ -62,6 +64,7 @@ def test_export_names_nodes_by_keras_layer_path(exported, kind: str) -> None:
         f"{BACKBONE}/Conv1",
         f"{BACKBONE}/block_1_depthwise",
         f"{BACKBONE}/block_1_project",
+        f"{BACKBONE}/block_13_expand",
         f"{BACKBONE}/Conv_1",
         "fine_tune_conv1",
     ]
@@ -86,7 +89,7 @@ def test_export_matches_keras_predict(fine_tuned_files, exported) -> None:
     got = np.concatenate(
         [session.run({session.input_names[0]: x[i : i + 1]})[session.output_names[0]] for i in range(2)]
     )
-    assert got.shape == expected.shape == (2, 6, 6, 4)
+    assert got.shape == expected.shape == (2, 6, 6, 4)  # channels-last, as Keras gives it
     assert np.abs(expected).max() > 0.1  # a real signal, not zeros
     np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max(), rtol=0)
 
@@ -105,7 +108,7 @@ def test_application_preprocessing_is_recorded() -> None:
     assert application_preprocess(backbone()) is None
 
 
-def test_export_records_preprocess_and_user_override() -> None:
+def test_export_records_application_range_and_user_mean_std() -> None:
     keras = import_keras()
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="Conv1")(inputs), name="mobilenetv2_0.35_8")
@@ -228,3 +231,40 @@ def test_torch_backend_is_chosen_without_tensorflow() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "torch"
+
+
+def test_cli_export_of_a_keras_file(tmp_path: Path, fine_tuned_files) -> None:
+    out = tmp_path / "fine_tuned.onnx"
+    done = CliRunner().invoke(app, ["export", str(fine_tuned_files["h5"]), str(out), "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["ok"] and summary["max_abs_diff"] <= summary["limit"]
+    onnx.checker.check_model(onnx.load(str(out)))
+    assert "fine_tune_conv1" in {node.name for node in onnx.load(str(out)).graph.node}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--legacy"], "--legacy is the TorchScript exporter"),
+        (["--input-shape", "1,3,16,16"], "does not fit the model's input (N,16,16,3, channels last)"),
+    ],
+    ids=["legacy", "bad-shape"],
+)
+def test_cli_export_bad_options(tmp_path: Path, fine_tuned_files, args: list[str], message: str) -> None:
+    out = tmp_path / "out.onnx"
+    done = CliRunner().invoke(app, ["export", str(fine_tuned_files["keras"]), str(out), *args])
+    assert done.exit_code == 2
+    assert message in done.output and len(done.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_export_refuses_lambda_without_trust(tmp_path: Path) -> None:
+    path, out = tmp_path / "lambda.h5", tmp_path / "out.onnx"
+    _lambda_model().save(path)
+    done = CliRunner().invoke(app, ["export", str(path), str(out)])
+    assert done.exit_code == 2
+    assert "Lambda layer 'double'" in done.output and "--trust-pickle" in done.output
+    assert not out.exists()
+    trusted = CliRunner().invoke(app, ["export", str(path), str(out), "--trust-pickle"])
+    assert trusted.exit_code == 0, trusted.output
