@@ -46,6 +46,10 @@ class UnknownLayerError(OnnxDreamError):
     """A layer name matches no node and no scope of the model."""
 
 
+class AmbiguousLayerError(UnknownLayerError):
+    """A layer's own name (its last path components) ends several layers; the message lists them."""
+
+
 class UnsupportedOpError(OnnxDreamError):
     """The torch mirror has no converter for an op at the model's opset.
 

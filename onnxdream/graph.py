@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -11,7 +10,7 @@ from functools import cached_property
 
 import onnx
 
-from onnxdream.errors import UnknownLayerError, unknown
+from onnxdream.lookup import NameLookup, glob_names
 
 _SEPARATOR = re.compile(r"[./]")
 
@@ -220,12 +219,12 @@ class GraphIndex:
                     outputs.append(out)
         return tuple(outputs)
 
-    def resolve(self, name: str) -> Layer:
-        """Resolve a node name, a scope, or (failing both) a tensor name.
+    @cached_property
+    def lookup(self) -> NameLookup:
+        """Layer names by their full name and by their own name (last path components)."""
+        return NameLookup(self.layer_names(), self.source, lambda full: self._exact(full).outputs)
 
-        Raises:
-            UnknownLayerError: nothing matches; the message suggests the nearest names.
-        """
+    def _exact(self, name: str) -> Layer | None:
         if name in self.by_name:
             index = self.by_name[name]
             return Layer(name, "node", (index,), self.activations(index))
@@ -234,7 +233,23 @@ class GraphIndex:
             return Layer(name, "scope", members, self.boundary_outputs(members))
         if name in self.producer:
             return Layer(name, "tensor", (self.producer[name],), (name,))
-        raise UnknownLayerError(unknown("layer", name, self.layer_names(), where=self.source))
+        return None
+
+    def resolve(self, name: str) -> Layer:
+        """Resolve a node name, a scope, a tensor name, or (failing all) a layer's own name.
+
+        A layer's own name is the last path component(s) of its full name (``block_13_expand``
+        for ``mobilenetv2_1.00_224/block_13_expand``); it must end exactly one layer.
+
+        Raises:
+            UnknownLayerError: nothing matches; the message suggests the nearest names.
+            AmbiguousLayerError: the name ends several layers; the message lists them.
+        """
+        layer = self._exact(name)
+        if layer is None:
+            layer = self._exact(self.lookup.find(name))
+        assert layer is not None  # the lookup returns full names only
+        return layer
 
     def resolve_many(self, names: Iterable[str]) -> list[Layer]:
         """Resolve names in order, dropping duplicates; all are validated before returning."""
@@ -242,5 +257,9 @@ class GraphIndex:
         return [self.resolve(n) for n in unique]
 
     def match(self, pattern: str) -> list[str]:
-        """Layer names (nodes and scopes) matching a shell glob, in topological order."""
-        return [n for n in self.layer_names() if fnmatch.fnmatchcase(n, pattern)]
+        """Layer names (nodes and scopes) matching a shell glob, in topological order.
+
+        The glob is matched against full names; when it matches none, against the layers' own
+        names (``block_13_*`` finds ``model/block_13_expand``).
+        """
+        return glob_names(self.lookup.names, pattern)

@@ -16,7 +16,8 @@ RENAMES_KEY = "onnxdream.renames"
 EXPOSED_KEY = "onnxdream.exposed"
 """Model metadata: JSON ``{layer: [output tensor, ...]}`` of layers exposed as outputs."""
 PREPROCESS_KEY = "onnxdream.preprocess"
-"""Model metadata: JSON ``{"mean": [...], "std": [...], "range": [lo, hi], "channels": "RGB"}``."""
+"""Model metadata: JSON ``{"mean": [...], "std": [...], "range": [lo, hi], "channels": "RGB"}``,
+optionally with ``"layout": "NHWC"`` (or ``"NCHW"``) for the image input's layout."""
 
 Proto = onnx.NodeProto | onnx.ModelProto
 

@@ -22,6 +22,7 @@ from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, UnsupportedOpError, first_line
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.random import DEFAULT_SIDE, random_inputs
+from onnxdream.layout import input_layout
 from onnxdream.mirror.module import Mirror, Unsupported
 from onnxdream.mirror.registry import torch_dtype
 from onnxdream.model import ModelSpec, open_model
@@ -106,9 +107,11 @@ class _Run:
         device: str,
         ort_opt: str,
         source: str,
+        layout: str,
     ) -> None:
         self.model, self.mirror, self.tensors = model, mirror, tensors
         self.device, self.ort_opt, self.source = device, ort_opt, source
+        self.layout = layout
         self.torch_device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
         mirror.to(self.torch_device)
 
@@ -136,7 +139,7 @@ class _Run:
         try:
             theirs = session.run(feeds, self.tensors, quiet=True)
         except Exception as exc:  # ORT raises several unrelated types for bad feeds
-            raise input_failure(self.model, dict(feeds), self.source, exc, what) from None
+            raise input_failure(self.model, dict(feeds), self.source, exc, what, self.layout) from None
         return ours, theirs, session.device
 
     def _mirror_failure(self, feeds: dict[str, np.ndarray], exc: Exception, what: str) -> OnnxDreamError:
@@ -146,7 +149,7 @@ class _Run:
         try:
             make_session(self.model, device="cpu", source=self.source).run(feeds, quiet=True)
         except Exception as ort_exc:  # ORT raises several unrelated types for bad feeds
-            return input_failure(self.model, feeds, self.source, ort_exc, what)
+            return input_failure(self.model, feeds, self.source, ort_exc, what, self.layout)
         return MismatchError(
             f"{self.source}: the mirror fails on {what} where ONNX Runtime runs it: {first_line(exc)}"
         )
@@ -167,11 +170,14 @@ def check(
     device: str = "auto",
     ort_opt: str = "none",
     input_source: str = "the input",
+    layout: str | None = None,
 ) -> CheckResult:
     """Compare the mirror with ONNX Runtime on ``inputs`` (default: seeded random).
 
     The default input takes the model's declared dims; where the network needs sides that are
-    multiples of its stride, the free sides are the multiple nearest to 224.
+    multiples of its stride, the free sides are the multiple nearest to 224. Free dims follow
+    the input's layout (``layout``: ``nchw`` / ``nhwc``, else found from the model); tensors are
+    compared as the graph computes them, in the model's own layout.
 
     Raises:
         InputSizeError: ``inputs`` has a height or width the network's stride does not allow
@@ -192,14 +198,15 @@ def check(
         raise OnnxDreamError(f"{source}: the model has no inputs, so there is nothing to run and compare")
     pairs = _targets(index, layers, match)
     resolved = resolve_device(device)
-    feeds = dict(inputs) if inputs is not None else random_inputs(model.proto, source=source)
+    order = input_layout(model.proto, layout, index).layout
+    feeds = dict(inputs) if inputs is not None else random_inputs(model.proto, source=source, layout=order)
     try:
         mirror = Mirror(model)
     except UnsupportedOpError as exc:
         return CheckResult(device=resolved, unsupported=exc.problems)
 
     tensors = list(dict.fromkeys(t for _, t in pairs))
-    run = _Run(model.proto, mirror, tensors, resolved, ort_opt, source)
+    run = _Run(model.proto, mirror, tensors, resolved, ort_opt, source, order)
     try:
         ours, theirs, used = run(feeds, input_source if inputs is not None else "the default input")
     except InputSizeError as exc:
@@ -208,7 +215,7 @@ def check(
         # The default side does not suit the network's stride: take the nearest one that does.
         side = round_to_multiple(DEFAULT_SIDE, exc.multiple)
         ours, theirs, used = run(
-            random_inputs(model.proto, size=(side, side), source=source), "the default input"
+            random_inputs(model.proto, size=(side, side), source=source, layout=order), "the default input"
         )
     except InputError as exc:
         if inputs is not None:

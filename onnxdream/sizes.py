@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from onnxdream.errors import OnnxDreamError, first_line
+from onnxdream.layout import NCHW, image_axes, in_layout, input_layout, nchw_shape
 
 Probe = Callable[[int, int], object]
 """Runs the network on an input of the given height and width; raises when it cannot."""
@@ -94,14 +95,19 @@ def _shape(dims: Sequence[int]) -> str:
     return "x".join(map(str, dims))
 
 
-def ort_probe(model: onnx.ModelProto, name: str, shape: Sequence[int], dtype: np.dtype) -> Probe:
-    """A probe that runs ``model`` in ONNX Runtime (CPU) on zeros shaped like ``shape`` with new H, W."""
+def ort_probe(
+    model: onnx.ModelProto, name: str, shape: Sequence[int], dtype: np.dtype, layout: str = NCHW
+) -> Probe:
+    """A probe that runs ``model`` in ONNX Runtime (CPU) on zeros shaped like ``shape`` (in
+    ``layout``) with new H, W."""
     from onnxdream.runtime import make_session
 
     session = make_session(model, device="cpu")
+    batch, channels = nchw_shape(shape, layout)[:2]
 
     def probe(height: int, width: int) -> None:
-        session.run({name: np.zeros((*shape[:-2], height, width), dtype=dtype)}, quiet=True)
+        zeros = np.zeros(in_layout((batch, channels, height, width), layout), dtype=dtype)
+        session.run({name: zeros}, quiet=True)
 
     return probe
 
@@ -112,10 +118,12 @@ def input_failure(
     source: str,
     cause: BaseException,
     what: str = "the input",
+    layout: str | None = None,
 ) -> InputError:
     """The error for an input the model cannot run, naming the sizes that would work.
 
-    When the input is an image-like NCHW tensor and ONNX Runtime runs the model at sides that
+    When the input is an image-like NCHW (or NHWC: ``layout``, else found from the model)
+    tensor and ONNX Runtime runs the model at sides that
     are multiples of some stride but not at the given ones, the message gives the nearest such
     sizes; otherwise it gives the runtime's own reason.
 
@@ -134,17 +142,26 @@ def input_failure(
     ((name, array),) = feeds.items()
     shape = _shape(array.shape)
     declared = next((input_dims(v) for v in model.graph.input if v.name == name), None)
-    if array.ndim == 4 and declared is not None and len(declared) == 4 and None in declared[2:]:
-        fixed = (declared[2], declared[3])
-        multiple = required_multiple(ort_probe(model, name, array.shape, array.dtype), fixed)
+    order = input_layout(model, layout).layout
+    _, h_axis, w_axis = image_axes(order)
+    if (
+        array.ndim == 4
+        and declared is not None
+        and len(declared) == 4
+        and None in (declared[h_axis], declared[w_axis])
+    ):
+        fixed = (declared[h_axis], declared[w_axis])
+        sides = (array.shape[h_axis], array.shape[w_axis])
+        multiple = required_multiple(ort_probe(model, name, array.shape, array.dtype, order), fixed)
         free = [
             (side, label)
-            for side, label, known in zip(array.shape[2:], ("height", "width"), fixed, strict=True)
+            for side, label, known in zip(sides, ("height", "width"), fixed, strict=True)
             if known is None
         ]
         if multiple is not None and any(side % multiple for side, _ in free):
-            sizes = valid_sizes(array.shape[2], array.shape[3], multiple, fixed)
-            choices = " or ".join(_shape((*array.shape[:2], h, w)) for h, w in sizes[:2])
+            sizes = valid_sizes(sides[0], sides[1], multiple, fixed)
+            batch, channels = nchw_shape(array.shape, order)[:2]
+            choices = " or ".join(_shape(in_layout((batch, channels, h, w), order)) for h, w in sizes[:2])
             return InputSizeError(
                 f"{source}: cannot run {what} (input {name!r} of shape {shape}): its "
                 f"{' and '.join(label for _, label in free)} must be multiples of {multiple} (the "

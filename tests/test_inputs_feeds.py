@@ -159,7 +159,7 @@ def test_image_needs_an_nchw_input(tmp_path: Path) -> None:
     path = _png(tmp_path / "a.png", 4, 4)
     with pytest.raises(OnnxDreamError) as info:
         load_input(path, _model([1, 16]))
-    assert str(info.value) == f"{path}: an image needs an NCHW input; 'x' has rank 2"
+    assert str(info.value) == f"{path}: an image needs an NCHW or NHWC input; 'x' has rank 2"
 
 
 def test_image_over_the_pixel_limit_is_refused(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from onnxdream.commands.options import (
     CompareOrtOptOption,
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MatchOption,
     MaxPixelsOption,
     ModelArgument,
@@ -79,6 +80,7 @@ def check_command(
     json_output: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
+    layout: LayoutOption = None,
 ) -> None:
     """Run the torch mirror and ONNX Runtime on the same input and compare every layer.
 
@@ -97,7 +99,9 @@ def check_command(
     """
     opened = open_model(model, trust_pickle=trust_pickle)
     feeds = (
-        load_input(input_file, opened.proto, max_pixels, opened.source) if input_file is not None else None
+        load_input(input_file, opened.proto, max_pixels, opened.source, layout)
+        if input_file is not None
+        else None
     )
     result = check(
         opened,
@@ -109,6 +113,7 @@ def check_command(
         device=device,
         ort_opt=ort_opt,
         input_source=str(input_file),
+        layout=layout,
     )
     if json_output:
         print_json(result.to_json())

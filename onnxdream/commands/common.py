@@ -152,6 +152,7 @@ def open_dreamer_from_flags(
     std: str | None,
     value_range: str | None,
     channel_order: str | None,
+    layout: str | None = None,
 ) -> Dreamer:
     """``open_dreamer`` with the preprocessing flags parsed, behind a status line."""
     from onnxdream.commands.options import float_list
@@ -165,4 +166,5 @@ def open_dreamer_from_flags(
             float_list(std, "--std"),
             float_list(value_range, "--range"),
             channel_order,
+            layout=layout,
         )

@@ -19,6 +19,7 @@ from onnxdream.commands.options import (
     ChannelOrderOption,
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MatchOption,
     MaxPixelsOption,
     MeanOption,
@@ -121,6 +122,7 @@ def dream_command(
     std: StdOption = None,
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
+    layout: LayoutOption = None,
     device: DeviceOption = "auto",
     check: bool = typer.Option(True, "--check/--no-check", help="Forward checks by ONNX Runtime."),
     check_every: int = typer.Option(None, help="Also check every N steps (default: once per octave)."),
@@ -166,7 +168,7 @@ def dream_command(
     opened = open_model_with_status(model, trust_pickle)
     _check_paths(image, out, guide, opened.files, frames, folder)
 
-    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
+    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order, layout)
     options = DreamOptions(
         loss=loss,
         octaves=octaves,

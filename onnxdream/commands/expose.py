@@ -14,6 +14,7 @@ from onnxdream.commands.common import err_console, guarded, out_console, print_j
 from onnxdream.commands.options import (
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MatchOption,
     MaxPixelsOption,
     OpTypeOption,
@@ -60,7 +61,8 @@ def expose_layers(
             "--layer",
             "-l",
             metavar="NAME",
-            help="Node name, scope (exposes its boundary outputs) or tensor name.",
+            help="Node name, scope (exposes its boundary outputs), tensor name, or a layer's own "
+            "name (its last path components, e.g. block_13_expand).",
         ),
     ] = None,
     match: MatchOption = None,
@@ -85,6 +87,7 @@ def expose_layers(
     device: DeviceOption = "auto",
     ort_opt: OrtOptOption = "all",
     max_pixels: MaxPixelsOption = MAX_PIXELS,
+    layout: LayoutOption = None,
 ) -> None:
     """Expose layers as extra graph outputs, addressed by layer name.
 
@@ -94,7 +97,8 @@ def expose_layers(
     A scope exposes its boundary outputs; weights kept in external data stay external (OUT.onnx.data).
 
     [bold]--run[/]: an image is resized to the input's fixed H and W and normalised with the model's
-    [italic]onnxdream.preprocess[/] metadata (ImageNet statistics if absent); a .npy is fed as is.
+    [italic]onnxdream.preprocess[/] metadata (ImageNet statistics if absent), in the input's layout
+    (NHWC for channels-last models, or --layout); a .npy is fed as is.
     [bold]--save[/]: an .npz keyed by layer name ([italic]layer[/] for one tensor, [italic]layer:0[/],
     [italic]layer:1[/], ... for a scope with several boundary outputs).
 
@@ -112,6 +116,7 @@ def expose_layers(
     """
     from onnxdream import io
     from onnxdream.inputs.feeds import load_input
+    from onnxdream.layout import parse_layout
     from onnxdream.model import open_model
     from onnxdream.paths import check_writes
     from onnxdream.runtime import check_settings
@@ -120,6 +125,9 @@ def expose_layers(
     check_settings(device, ort_opt)  # even when nothing runs: a typo is a typo
     ort_set = any(ctx.get_parameter_source(p).name != "DEFAULT" for p in ("device", "ort_opt"))
     _warn_ignored(input_path, output, in_place, run, save, ort_set)
+    parse_layout(layout)  # a typo is a typo, even when nothing runs
+    if layout is not None and run is None:
+        warn("--layout is ignored without --run (no input is made)")
     saving = save is not None and run is not None
     opened = open_model(input_path, trust_pickle=trust_pickle)
     check_writes(
@@ -128,7 +136,7 @@ def expose_layers(
         in_place=[output, io.data_path(output)] if in_place else [],
         hint="use --in-place",
     )
-    feeds = load_input(run, opened.proto, max_pixels, opened.source) if run is not None else None
+    feeds = load_input(run, opened.proto, max_pixels, opened.source, layout) if run is not None else None
     result = expose(
         opened,
         layer or (),
@@ -141,7 +149,7 @@ def expose_layers(
     )
     values: dict[str, np.ndarray] = {}
     if run is not None and feeds is not None:
-        values = _run(result.model, run, feeds, device, ort_opt, result.exposed, str(input_path))
+        values = _run(result.model, run, feeds, device, ort_opt, result.exposed, str(input_path), layout)
     with io.staged() as staging:  # the model and the activations: both or neither
         io.save_model(result.model, output, external_data=opened.external_data or None, staging=staging)
         if saving:
@@ -161,6 +169,7 @@ def _run(
     ort_opt: str,
     exposed: dict[str, tuple[str, ...]],
     source: str,
+    layout: str | None,
 ) -> dict[str, np.ndarray]:
     from onnxdream.runtime import make_session
     from onnxdream.sizes import input_failure
@@ -170,7 +179,7 @@ def _run(
     try:
         values = session.run(feeds, tensors, quiet=True)
     except Exception as exc:  # ORT raises several unrelated types for bad feeds
-        raise input_failure(model, feeds, source, exc, str(run)) from None
+        raise input_failure(model, feeds, source, exc, str(run), layout) from None
     err_console.print(f"ran {run} on {session.device} (ONNX Runtime, --ort-opt {ort_opt})", highlight=False)
     return values
 

@@ -97,6 +97,15 @@ ChannelOrderOption = Annotated[
     str | None,
     typer.Option("--channel-order", metavar="RGB|BGR", help="Override the model's channel order."),
 ]
+LayoutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        metavar="nchw|nhwc",
+        help="The image input's layout (default: found from the model: an input transposed to NCHW, "
+        "as tf2onnx and Keras exports do, or the layout recorded in its metadata; else nchw).",
+    ),
+]
 
 
 def float_list(text: str | None, flag: str) -> list[float] | None:

@@ -19,6 +19,7 @@ from onnxdream.commands.options import (
     ChannelOrderOption,
     DeviceOption,
     JsonOption,
+    LayoutOption,
     MeanOption,
     ModelArgument,
     QuietOption,
@@ -87,6 +88,7 @@ def visualize_command(
     std: StdOption = None,
     value_range: RangeOption = None,
     channel_order: ChannelOrderOption = None,
+    layout: LayoutOption = None,
     device: DeviceOption = "auto",
     check: bool = typer.Option(
         True, "--check/--no-check", help="Forward check of the final images by ONNX Runtime."
@@ -112,7 +114,7 @@ def visualize_command(
     reads = ([image] if image is not None else []) + opened.files
     numbered = not grid and batch > 1
     check_writes(reads, [_numbered(out, i, batch) for i in range(batch)] if numbered else [out])
-    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order)
+    dreamer = open_dreamer_from_flags(opened, device, mean, std, value_range, channel_order, layout)
     images, result = run(
         dreamer,
         layer_specs(dreamer, layer, model),

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from onnxdream.errors import UnknownLayerError, unknown
+from onnxdream.lookup import NameLookup
 
 Activation = torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]
 
@@ -37,24 +37,13 @@ def as_tensors(value: Activation) -> list[torch.Tensor]:
     return [value] if isinstance(value, torch.Tensor) else list(value)
 
 
-def check_names(layers: Sequence[str], known: Sequence[str], source: str) -> None:
-    """Raise :class:`UnknownLayerError` for the first name of ``layers`` not in ``known``.
-
-    Raises:
-        UnknownLayerError: with a ``did you mean`` clause from ``known``.
-    """
-    pool = set(known)
-    for name in layers:
-        if name not in pool:
-            raise UnknownLayerError(unknown("layer", name, known, where=source))
-
-
 class _Captured(Exception):
     """Raised from a hook once every requested layer is captured: the rest of the net is skipped."""
 
 
 class TorchActivations:
-    """:class:`ActivationModel` over a plain ``nn.Module``, by ``named_modules`` paths.
+    """:class:`ActivationModel` over a plain ``nn.Module``, by ``named_modules`` paths (or a
+    module's own name, the last components of exactly one path: ``conv1`` for ``layer1.0.conv1``).
 
     Forward hooks capture each requested module's output on its first call; the forward pass
     stops as soon as all are captured, so layers after the deepest target cost nothing (this
@@ -65,16 +54,18 @@ class TorchActivations:
         self.module = module
         self.source = source
         self._modules = {name: m for name, m in module.named_modules() if name}
+        self._lookup = NameLookup(self._modules, source)
 
     def layer_names(self) -> list[str]:
         return list(self._modules)
 
     def validate(self, layers: Sequence[str]) -> None:
-        check_names(layers, self.layer_names(), self.source)
+        for name in layers:
+            self._lookup.find(name)
 
     def __call__(self, x: torch.Tensor, layers: list[str]) -> dict[str, Activation]:
-        self.validate(layers)
-        wanted = list(dict.fromkeys(layers))
+        paths = {name: self._lookup.find(name) for name in dict.fromkeys(layers)}
+        wanted = list(dict.fromkeys(paths.values()))
         captured: dict[str, Activation] = {}
 
         def hook(name: str):
@@ -94,4 +85,4 @@ class TorchActivations:
         finally:
             for handle in handles:
                 handle.remove()
-        return {name: captured[name] for name in wanted}
+        return {name: captured[path] for name, path in paths.items()}

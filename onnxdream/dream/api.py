@@ -14,6 +14,7 @@ from onnxdream.dream.objectives import LayerSpec, parse_spec
 from onnxdream.dream.source import ModelArg, default_layers, open_dreamer
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import MAX_PIXELS, from_pil, limit_size, load_image
+from onnxdream.lookup import NameLookup
 
 ImageArg = str | os.PathLike[str] | Image.Image | np.ndarray
 _OPTION_NAMES = {f.name for f in fields(DreamOptions)}
@@ -41,8 +42,8 @@ def layer_specs(
         layers = default_layers(model, dreamer)
     if isinstance(layers, str):
         layers = [layers]
-    known = set(dreamer.layer_names())
-    return [s if isinstance(s, LayerSpec) else parse_spec(s, known.__contains__) for s in layers]
+    known = NameLookup(dreamer.layer_names()).knows
+    return [s if isinstance(s, LayerSpec) else parse_spec(s, known) for s in layers]
 
 
 def run(
@@ -57,6 +58,7 @@ def run(
     value_range: Sequence[float] | None = None,
     channels: str | None = None,
     guide: ImageArg | None = None,
+    layout: str | None = None,
     **options: object,
 ) -> tuple[Image.Image, DreamResult]:
     """Like :func:`dream`, and also return the :class:`DreamResult` (objective, time, checks)."""
@@ -68,7 +70,8 @@ def run(
     if isinstance(model, Dreamer):
         dreamer, source = model, None
     else:
-        dreamer, source = open_dreamer(model, device, mean, std, value_range, channels), model
+        dreamer = open_dreamer(model, device, mean, std, value_range, channels, layout=layout)
+        source = model
     specs = layer_specs(dreamer, layers, source)
     if guide is not None:
         options["guide"] = as_array(guide)
@@ -91,7 +94,8 @@ def dream(
         layers: layer specs such as ``"_blocks.8"``, ``"_blocks.11:17*0.5"``; default: the
             built-in model's default layer.
         **options: ``device``, ``max_size``, ``mean``, ``std``, ``value_range``, ``channels``,
-            ``guide`` and every field of :class:`DreamOptions` (``octaves``, ``steps``, ``lr``,
+            ``guide``, ``layout`` (``"nchw"`` / ``"nhwc"``: the input layout, found from the
+            model when not given) and every field of :class:`DreamOptions` (``octaves``, ``steps``, ``lr``,
             ``tile``, ``seed``, ``check``, ...).
 
     Raises:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Sequence
 
@@ -10,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.graph import scope_at_depth
+from onnxdream.lookup import glob_names
 
 LABEL_PAD = 4
 FONT_SIZE = 14
@@ -18,7 +18,8 @@ FONT_SIZE = 14
 def atlas_layers(
     names: Sequence[str], match: str | Sequence[str] | None = None, depth: int | None = None
 ) -> list[str]:
-    """Layer names for an atlas: collapsed to ``depth`` components, then filtered by the glob(s) ``match``.
+    """Layer names for an atlas: collapsed to ``depth`` components, then filtered by the glob(s)
+    ``match`` (over full names; a glob that matches none is tried on the layers' own names).
 
     Raises:
         OptionError: neither ``match`` nor ``depth`` given, or a bad depth.
@@ -31,7 +32,8 @@ def atlas_layers(
         raise OptionError(f"{{depth}} must be at least 1, got {depth}", "depth")
     chosen = list(dict.fromkeys(scope_at_depth(n, depth) for n in names)) if depth else list(names)
     if globs:
-        chosen = [n for n in chosen if any(fnmatch.fnmatchcase(n, g) for g in globs)]
+        found = {n for g in globs for n in glob_names(chosen, g)}
+        chosen = [n for n in chosen if n in found]
     if not chosen:
         what = f"match {' or '.join(map(repr, globs))}" if globs else f"exist at depth {depth}"
         raise OnnxDreamError(f"no layer names {what}")

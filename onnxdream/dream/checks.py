@@ -17,6 +17,7 @@ import torch
 from onnxdream.compare import ATOL, RTOL, compare
 from onnxdream.dream.activations import Activation, as_tensors
 from onnxdream.errors import MismatchError, OnnxDreamError
+from onnxdream.layout import NHWC, TO_NHWC
 from onnxdream.runtime import make_session
 from onnxdream.surgery.cut import cut_model
 
@@ -67,6 +68,7 @@ class ForwardChecker:
         atol: float = ATOL,
         rtol: float = RTOL,
         source: str = "<model>",
+        layouts: dict[str, str] | None = None,
     ) -> None:
         """
         Args:
@@ -77,6 +79,9 @@ class ForwardChecker:
                 ``atol * max(1, max|reference of its tensor|)`` and ``rtol * |reference|`` (the
                 tolerances of ``onnxdream check``).
             source: the model's file or name, for messages.
+            layouts: tensor -> layout for tensors the graph keeps channels-last; the activations
+                given to :meth:`check` are NCHW and are turned back, so that the comparison is in
+                the model's own layout.
         """
         self.mapping = {layer: list(names) for layer, names in mapping.items()}
         outputs = list(dict.fromkeys(name for names in self.mapping.values() for name in names))
@@ -85,6 +90,7 @@ class ForwardChecker:
         self.session = make_session(self.model, device=device, spinning=False, source=source)
         self.input_name = self.session.input_names[0]
         self.atol, self.rtol = atol, rtol
+        self.channels_last = {t for t, layout in (layouts or {}).items() if layout == NHWC}
 
     def check(self, model_input: torch.Tensor, activations: dict[str, Activation]) -> CheckReport:
         """Run ONNX Runtime on ``model_input`` and compare with ``activations``."""
@@ -98,6 +104,8 @@ class ForwardChecker:
                     f"layer {layer!r}: the mirror gives {len(ours)} tensors, the ONNX graph {len(names)}"
                 )
             for tensor, name in zip(ours, names, strict=True):
+                if name in self.channels_last and tensor.dim() == 4:
+                    tensor = tensor.permute(*TO_NHWC)
                 mine = tensor.detach().cpu().numpy()
                 ref = reference[name]
                 if mine.shape != ref.shape:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
 from torch import nn
 
-from onnxdream.dream.activations import Activation, ActivationModel, TorchActivations
+from onnxdream.dream.activations import Activation, ActivationModel, TorchActivations, as_tensors
 from onnxdream.dream.checks import ForwardChecker
 from onnxdream.dream.engine import Dreamer
 from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.normalize import preprocess_for
+from onnxdream.layout import NCHW, NHWC, TO_NCHW, InputLayout, looks_channels_last, tensor_layouts
 from onnxdream.model import Model, open_model
 from onnxdream.zoo import BUILTIN
+
+if TYPE_CHECKING:
+    from onnxdream.mirror import Mirror
 
 DEFAULT_LAYERS = {BUILTIN: ["_blocks.10"]}
 """Layers that give good-looking dreams, per built-in model (chosen by looking at renders)."""
@@ -44,11 +49,16 @@ def torch_device(device: str) -> torch.device:
 
 
 class MirrorActivations:
-    """:class:`ActivationModel` over the torch mirror of an ONNX graph; names resolved on the graph."""
+    """:class:`ActivationModel` over the torch mirror of an ONNX graph; names resolved on the graph.
 
-    def __init__(self, mirror: nn.Module, index: GraphIndex) -> None:
+    Activations the graph keeps channels-last (``layouts``: tensor -> layout) are returned as
+    NCHW, so channels, centre neurons and sizes mean the same on every model.
+    """
+
+    def __init__(self, mirror: Mirror, index: GraphIndex, layouts: dict[str, str] | None = None) -> None:
         self.mirror = mirror
         self.index = index
+        self.layouts = layouts or {}
 
     def layer_names(self) -> list[str]:
         return self.index.layer_names()
@@ -57,14 +67,28 @@ class MirrorActivations:
         self.index.resolve_many(layers)
 
     def __call__(self, x: torch.Tensor, layers: list[str]) -> dict[str, Activation]:
-        return self.mirror(x, layers=layers)
+        acts = self.mirror(x, layers=layers)
+        if not self.layouts:
+            return acts
+        return {name: self._as_nchw(name, value) for name, value in acts.items()}
+
+    def _as_nchw(self, name: str, value: Activation) -> Activation:
+        tensors = self.mirror.layer_tensors(name)  # resolved once, then cached by the mirror
+        values = as_tensors(value)
+        turned = [
+            v.permute(*TO_NCHW) if v.dim() == 4 and self.layouts.get(t) == NHWC else v
+            for v, t in zip(values, tensors, strict=True)
+        ]
+        return turned[0] if torch.is_tensor(value) else tuple(turned)
 
 
-def _require_image_input(proto: onnx.ModelProto, label: str) -> None:
-    """Refuse, before any run, a model whose one data input is not a float N x C x H x W image.
+def _require_image_input(proto: onnx.ModelProto, label: str, layout: InputLayout) -> None:
+    """Refuse, before any run, a model whose one data input is not a float rank-4 image, or whose
+    input looks channels-last while nothing says so.
 
     Raises:
-        OnnxDreamError: no data input or several, an integer input, or a rank other than 4.
+        OnnxDreamError: no data input or several, an integer input, a rank other than 4, or an
+            input shaped like NHWC (``1x224x224x3``) that the model does not transpose to NCHW.
     """
     from onnxdream.inputs.feeds import input_spec
 
@@ -72,10 +96,18 @@ def _require_image_input(proto: onnx.ModelProto, label: str) -> None:
         spec = input_spec(proto)
     except OnnxDreamError as exc:
         raise OnnxDreamError(f"{label}: {exc}") from None
-    if spec.dtype.kind != "f" or len(spec.dims) != 4:
+    if spec.dtype.kind != "f" or spec.dims is None or len(spec.dims) != 4:
         raise OnnxDreamError(
-            f"{label}: dream needs a float image input (N, C, H, W); input {spec.name!r} is "
-            f"{spec.dtype} of rank {len(spec.dims)}"
+            f"{label}: dream needs a float image input (N, C, H, W or N, H, W, C); input {spec.name!r} is "
+            f"{spec.dtype} of rank {'unknown' if spec.dims is None else len(spec.dims)}"
+        )
+    if layout.found == "default" and looks_channels_last(spec.dims):
+        shape = "x".join("?" if d is None else str(d) for d in spec.dims)
+        raise OptionError(
+            f"{label}: input {spec.name!r} of shape {shape} looks channels-last, but the model does not "
+            "say so (no Transpose to NCHW after it, no recorded layout); give {layout} nhwc, or "
+            "{layout} nchw if it really is channels-first",
+            "layout",
         )
 
 
@@ -112,11 +144,13 @@ def open_dreamer(
     value_range: Sequence[float] | None = None,
     channels: str | None = None,
     trust_pickle: bool = False,
+    layout: str | None = None,
 ) -> Dreamer:
     """Build the network, its preprocessing and (for ONNX models) the forward checker factory.
 
     A torch module or :class:`ActivationModel` dreams directly (nothing to check it against);
-    an ONNX model dreams through its torch mirror, checked by ONNX Runtime.
+    an ONNX model dreams through its torch mirror, checked by ONNX Runtime. ``layout``
+    (``nchw`` / ``nhwc``) overrides the input layout found from the model.
 
     Raises:
         BadModelError: unreadable model file.
@@ -127,20 +161,23 @@ def open_dreamer(
     if isinstance(model, nn.Module) and not hasattr(model, "layer_names"):
         model.to(target).eval().requires_grad_(False)
         return Dreamer(
-            TorchActivations(model), preprocess_for(None, mean, std, value_range, channels), target
+            TorchActivations(model), preprocess_for(None, mean, std, value_range, channels, layout), target
         )
     if isinstance(model, ActivationModel) and not isinstance(model, (str, os.PathLike)):
-        return Dreamer(model, preprocess_for(None, mean, std, value_range, channels), target)
+        return Dreamer(model, preprocess_for(None, mean, std, value_range, channels, layout), target)
     opened = open_model(BUILTIN if model is None else model, trust_pickle=trust_pickle)  # type: ignore[arg-type]
-    _require_image_input(opened.proto, opened.source)
+    preprocess = preprocess_for(opened.proto, mean, std, value_range, channels, layout)
+    _require_image_input(opened.proto, opened.source, preprocess.layout)
     from onnxdream.mirror import Mirror
 
     mirror = Mirror(opened).to(target).eval().requires_grad_(False)
     index = opened.index
-    preprocess = preprocess_for(opened.proto, mean, std, value_range, channels)
+    found = preprocess.layout.layout
+    layouts = tensor_layouts(index, found) if found != NCHW else {}
+    layouts = {t: v for t, v in layouts.items() if v == NHWC}
 
     def checker(layers: list[str]) -> ForwardChecker:
         mapping = {name: list(index.resolve(name).outputs) for name in layers}
-        return ForwardChecker(opened.proto, mapping, device=device, source=opened.source)
+        return ForwardChecker(opened.proto, mapping, device=device, source=opened.source, layouts=layouts)
 
-    return Dreamer(MirrorActivations(mirror, index), preprocess, target, checker)
+    return Dreamer(MirrorActivations(mirror, index, layouts), preprocess, target, checker)

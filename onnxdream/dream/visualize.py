@@ -320,6 +320,7 @@ def run(
     std: Sequence[float] | None = None,
     value_range: Sequence[float] | None = None,
     channel_order: str | None = None,
+    layout: str | None = None,
     **options: object,
 ) -> tuple[list[Image.Image], VisualizeResult]:
     """Like :func:`visualize`, and also return the :class:`VisualizeResult`."""
@@ -332,7 +333,7 @@ def run(
     if isinstance(model, Dreamer):
         dreamer, source = model, None
     else:
-        dreamer = open_dreamer(model, device, mean, std, value_range, channel_order)
+        dreamer = open_dreamer(model, device, mean, std, value_range, channel_order, layout=layout)
         source = model
     specs = layer_specs(dreamer, layers, source)
     dreamer.net.validate([s.layer for s in specs])
@@ -389,7 +390,8 @@ def visualize(
             ``"_blocks.10:3@center"`` (the channel's centre neuron), ``"a:1*2"`` weighted, several summed.
         **options: ``channels`` (``"0-15"`` or a list: one image per channel of one layer), ``top``
             with ``image`` (the K channels most active on it), ``device``, ``mean``, ``std``,
-            ``value_range``, ``channel_order``, and every field of :class:`VisualizeOptions`
+            ``value_range``, ``channel_order``, ``layout`` (``"nchw"`` / ``"nhwc"``; default: found
+            from the model), and every field of :class:`VisualizeOptions`
             (``size``, ``steps``, ``batch``, ``diversity``, ``seed``, ``param``, ...).
 
     Returns:

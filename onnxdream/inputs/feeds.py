@@ -1,4 +1,5 @@
-"""Model inputs from files: an image (RGB, resized, normalised) or a ``.npy`` array, as NCHW.
+"""Model inputs from files: an image (RGB, resized, normalised) or a ``.npy`` array, in the
+model's layout (NCHW, or NHWC for channels-last models: see :mod:`onnxdream.layout`).
 
 The normalisation comes from the model's ``onnxdream.preprocess`` metadata when present, else
 ImageNet statistics on [0, 1] RGB (see :func:`onnxdream.inputs.normalize.preprocess_for`).
@@ -18,6 +19,7 @@ from onnx import helper
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import MAX_PIXELS, load_image, resize_array
 from onnxdream.inputs.normalize import preprocess_for
+from onnxdream.layout import image_axes, input_layout
 from onnxdream.shapes import input_dims
 
 MAX_ELEMENTS = 2**31 - 1
@@ -72,8 +74,10 @@ def image_input(
     size: tuple[int | None, int | None] | None,
     model: onnx.ModelProto,
     max_pixels: int = MAX_PIXELS,
+    layout: str | None = None,
 ) -> np.ndarray:
-    """Read an image as the model's 1x3xHxW float32 input, resized to ``size`` (H, W) if given.
+    """Read an image as the model's 1x3xHxW (or, channels-last, 1xHxWx3) float32 input, resized
+    to ``size`` (H, W) if given. ``layout`` overrides the layout found from the model.
 
     A side of ``size`` that is ``None`` follows the other one, keeping the aspect ratio (a text
     recogniser of height 48 takes a line image at height 48 and its proportional width).
@@ -95,7 +99,7 @@ def image_input(
             ),
         )
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
-    return preprocess_for(model).to_model(pixels).numpy().astype(np.float32)
+    return preprocess_for(model, layout=layout).to_model(pixels).numpy().astype(np.float32)
 
 
 def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
@@ -114,9 +118,14 @@ def _fit(array: np.ndarray, spec: InputSpec, path: str | Path) -> np.ndarray:
 
 
 def load_input(
-    path: str | Path, model: onnx.ModelProto, max_pixels: int = MAX_PIXELS, source: str = "<model>"
+    path: str | Path,
+    model: onnx.ModelProto,
+    max_pixels: int = MAX_PIXELS,
+    source: str = "<model>",
+    layout: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Feeds for ``model`` from a ``.npy`` file or an image (resized to the fixed H and/or W).
+    """Feeds for ``model`` from a ``.npy`` file (fed as it is) or an image (resized to the fixed
+    H and/or W, in the model's layout; ``layout`` overrides the one found from the model).
 
     Raises:
         OnnxDreamError: unreadable file, an image over ``max_pixels`` pixels (0: no limit), an
@@ -139,5 +148,10 @@ def load_input(
         return {spec.name: _fit(array, spec, path)}
     dims = spec.dims if spec.dims is not None else (None,) * 4
     if len(dims) != 4:
-        raise OnnxDreamError(f"{path}: an image needs an NCHW input; {spec.name!r} has rank {len(dims)}")
-    return {spec.name: _fit(image_input(path, (dims[2], dims[3]), model, max_pixels), spec, path)}
+        raise OnnxDreamError(
+            f"{path}: an image needs an NCHW or NHWC input; {spec.name!r} has rank {len(dims)}"
+        )
+    found = input_layout(model, layout)
+    _, height, width = image_axes(found.layout)
+    array = image_input(path, (dims[height], dims[width]), model, max_pixels, found.layout)
+    return {spec.name: _fit(array, spec, path)}

@@ -7,12 +7,13 @@ torch is imported where a tensor is built, so that the built-in models' metadata
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import onnx
 
 from onnxdream.errors import OnnxDreamError, OptionError
+from onnxdream.layout import TO_NCHW, TO_NHWC, InputLayout, input_layout
 from onnxdream.metadata import PREPROCESS_KEY, get_json
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ class Preprocess:
     """How an RGB image with values in [0, 1] becomes the model's input.
 
     ``input = (lo + pixel * (hi - lo) - mean) / std``, in the model's channel order; ``mean`` and
-    ``std`` are given in that order and in the units of ``range``.
+    ``std`` are given in that order and in the units of ``range``. Pixels are NCHW; the model
+    input is in ``layout`` (NHWC for channels-last models, see :mod:`onnxdream.layout`).
     """
 
     mean: tuple[float, float, float] = tuple(IMAGENET_PREPROCESS["mean"])  # type: ignore[assignment]
@@ -40,6 +42,7 @@ class Preprocess:
     range: tuple[float, float] = (0.0, 1.0)
     channels: str = "RGB"
     source: str = "default"
+    layout: InputLayout = field(default_factory=InputLayout)
 
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
@@ -62,14 +65,18 @@ class Preprocess:
         return (hi - lo) / std, (lo - mean) / std
 
     def to_model(self, pixels: torch.Tensor) -> torch.Tensor:
-        """NCHW RGB pixels in [0, 1] -> model input (differentiable)."""
+        """NCHW RGB pixels in [0, 1] -> model input in the model's layout (differentiable)."""
         if self.channels == "BGR":
             pixels = pixels.flip(1)
         scale, shift = self._affine(pixels)
-        return pixels * scale + shift
+        model_input = pixels * scale + shift
+        return model_input.permute(*TO_NHWC) if self.layout.channels_last else model_input
 
     def to_pixels(self, model_input: torch.Tensor) -> torch.Tensor:
-        """Model input -> NCHW RGB pixels (the inverse of :meth:`to_model`, not clipped)."""
+        """Model input in the model's layout -> NCHW RGB pixels (the inverse of :meth:`to_model`,
+        not clipped)."""
+        if self.layout.channels_last:
+            model_input = model_input.permute(*TO_NCHW)
         scale, shift = self._affine(model_input)
         pixels = (model_input - shift) / scale
         return pixels.flip(1) if self.channels == "BGR" else pixels
@@ -92,15 +99,19 @@ def preprocess_for(
     std: Sequence[float] | None = None,
     value_range: Sequence[float] | None = None,
     channels: str | None = None,
+    layout: str | None = None,
 ) -> Preprocess:
     """Preprocessing from the model's ``onnxdream.preprocess`` metadata, then explicit overrides.
 
     Without metadata, ImageNet statistics on [0, 1] RGB are assumed (``source == "default"``).
+    The input layout is ``layout`` (nchw / nhwc) when given, else found from the model
+    (:func:`onnxdream.layout.input_layout`).
 
     Raises:
         OnnxDreamError: malformed metadata or overrides.
     """
-    base = Preprocess()
+    found = input_layout(model, layout)
+    base = Preprocess(layout=found)
     info = get_json(model, PREPROCESS_KEY) if model is not None else None
     if info is not None:
         try:
@@ -110,6 +121,7 @@ def preprocess_for(
                 range=tuple(float(v) for v in info.get("range", base.range)),  # type: ignore[arg-type]
                 channels=str(info.get("channels", base.channels)).upper(),
                 source="metadata",
+                layout=found,
             )
         except (AttributeError, TypeError, ValueError) as exc:
             raise OnnxDreamError(f"model metadata {PREPROCESS_KEY!r} is malformed: {exc}") from None
@@ -128,4 +140,4 @@ def preprocess_for(
         return base
     merged = {"mean": base.mean, "std": base.std, "range": base.range, "channels": base.channels}
     merged.update(changed)
-    return Preprocess(**merged, source=f"{base.source}+options")
+    return Preprocess(**merged, source=f"{base.source}+options", layout=found)

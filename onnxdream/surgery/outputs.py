@@ -146,9 +146,10 @@ def expose(
     Args:
         model: anything :func:`~onnxdream.model.open_model` opens. A proto or ``Model`` passed
             in is copied unless ``inplace``; a model read from a file here is edited directly.
-        layers: node names, scopes (their boundary outputs are exposed) or tensor names.
-        match: shell globs over layer names (nodes and scopes); when none matches, over the
-            output tensors of unnamed nodes.
+        layers: node names, scopes (their boundary outputs are exposed), tensor names, or a
+            layer's own name (its last path components, ending exactly one layer).
+        match: shell globs over layer names (nodes and scopes; full names, else own names);
+            when none matches, over the output tensors of unnamed nodes.
         op_types: expose the outputs of every node of these op types.
         exclude: shell globs; matching layer names are left out of everything above.
         all: expose every node's activations (outputs something uses), skipping constants;

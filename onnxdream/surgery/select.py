@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from onnxdream.errors import OnnxDreamError, UnknownLayerError, unknown
 from onnxdream.graph import GraphIndex, Layer
+from onnxdream.lookup import glob_names
 
 
 def node_layers(index: GraphIndex, i: int) -> list[Layer]:
@@ -48,14 +49,17 @@ def select(
 
     Args:
         index: the graph.
-        layers: node names, scopes or tensor names.
+        layers: node names, scopes, tensor names, or a layer's own name (its last path
+            components, when they end exactly one layer).
         match: shell globs over layer names (see :func:`_matching`).
         op_types: every node of these op types.
-        exclude: shell globs; matching layer names are left out of everything above.
+        exclude: shell globs; matching layer names (full names, else own names) are left out
+            of everything above.
         everything: every node's activations, skipping constants (Polygraphy's "mark all").
 
     Raises:
-        UnknownLayerError: a name or glob matches nothing (with suggestions).
+        UnknownLayerError: a name or glob matches nothing (with suggestions), or an own name
+            ends several layers (``AmbiguousLayerError``, listing them).
         OnnxDreamError: an unknown op type, nothing selected, or a layer with no used output.
     """
     chosen: list[Layer] = list(index.resolve_many(layers))
@@ -79,9 +83,11 @@ def select(
         for i in index.order:
             if not index.is_constant(i):
                 chosen.extend(node_layers(index, i))
+    names = list(dict.fromkeys(layer.name for layer in chosen))
+    excluded = {name for pattern in exclude for name in glob_names(names, pattern)}
     unique: dict[str, Layer] = {}
     for layer in chosen:
-        if not any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in exclude):
+        if layer.name not in excluded:
             unique.setdefault(layer.name, layer)
     if not unique:
         if chosen:
