@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from onnxdream.cli import app
@@ -268,3 +269,53 @@ def test_cli_export_refuses_lambda_without_trust(tmp_path: Path) -> None:
     assert not out.exists()
     trusted = CliRunner().invoke(app, ["export", str(path), str(out), "--trust-pickle"])
     assert trusted.exit_code == 0, trusted.output
+
+
+def test_keras_flow_dream_visualize_check_by_layer_name(tmp_path: Path, exported) -> None:
+    """The issue's flow on the exported (channels-last) model, the layer given by its own name."""
+    from onnxdream.io import save_model
+
+    model = tmp_path / "fine_tuned.onnx"
+    save_model(exported["h5"], model)
+    image = tmp_path / "photo.png"
+    y, x = np.mgrid[0:40, 0:48].astype(np.float32)
+    pixels = np.stack([np.sin(x / 5), np.cos(y / 3), np.sin((x + y) / 7)], axis=-1) * 0.5 + 0.5
+    Image.fromarray((pixels * 255).astype(np.uint8)).save(image)
+    runner = CliRunner()
+    steps = ["--device", "cpu", "--steps", "2"]
+    dreamed = runner.invoke(
+        app,
+        [
+            "dream",
+            str(image),
+            str(tmp_path / "d.png"),
+            "-m",
+            str(model),
+            "-l",
+            "block_13_expand",
+            "--octaves",
+            "1",
+            *steps,
+        ],
+    )
+    assert dreamed.exit_code == 0, dreamed.output
+    with Image.open(tmp_path / "d.png") as out:
+        assert out.size == (48, 40)
+        assert np.abs(np.asarray(out, np.float32) / 255 - pixels).max() > 1 / 255  # the dream changed it
+    shown = runner.invoke(
+        app,
+        [
+            "visualize",
+            str(model),
+            "-l",
+            "fine_tune_conv1:1",
+            "--size",
+            "32",
+            "-o",
+            str(tmp_path / "v.png"),
+            *steps,
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    checked = runner.invoke(app, ["check", str(model), "--device", "cpu", "--json"])
+    assert checked.exit_code == 0, checked.output
