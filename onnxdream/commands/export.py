@@ -38,7 +38,7 @@ def export_command(
     out: Annotated[Path, typer.Argument(help="Output .onnx file.")],
     input_shape: Annotated[
         str | None,
-        typer.Option(help="Example input shape [torch: 1,3,224,224; Keras: the model's own, NHWC]."),
+        typer.Option(help="Example input shape (torch: 1,3,224,224; Keras: the model's own, NHWC)."),
     ] = None,
     dynamic_batch: Annotated[bool, typer.Option(help="Make the batch dimension dynamic.")] = False,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (exporter default if omitted).")] = None,
