@@ -1,5 +1,6 @@
-"""One handle for a model, whatever names it: an ONNX file, a ``ModelProto``, ``zoo:NAME`` or a
-torch SPEC (a torch file or ``package.module:factory``, exported with its module names on the way).
+"""One handle for a model, whatever names it: an ONNX file, a ``ModelProto``, ``zoo:NAME``, a
+torch SPEC (a torch file or ``package.module:factory``) or a Keras file (``.keras``, ``.h5``),
+exported with its module or layer names on the way.
 
 Every verb (``rename``, ``expose``, ``check``, ``to_torch``, ``dream``, ``visualize``, ``layers``)
 takes what :func:`open_model` takes, and reads the file once: the :class:`Model` it gets carries
@@ -35,7 +36,7 @@ class Model:
         path: the file it was read from: an ONNX file, or the torch file it was exported from
             (``None``: built in memory, or from a factory).
         data_files: the external-data files it was read with (empty: weights inline).
-        kind: what named it: ``file`` (an ONNX file), ``proto``, ``zoo`` or ``torch``.
+        kind: what named it: ``file`` (an ONNX file), ``proto``, ``zoo``, ``torch`` or ``keras``.
         weights_file: the weights file loaded into a torch SPEC's architecture (``weights=``).
     """
 
@@ -87,8 +88,9 @@ def open_model(
     ``external_data=False`` leaves an ONNX file's external data unread (its files are still checked):
     enough for verbs that only read the graph.
 
-    A torch SPEC is exported with the export naming contract and verified against torch; loading
-    a ``torch.save(model)`` pickle runs code from the file, so it needs ``trust_pickle=True``.
+    A torch SPEC or Keras file is exported with the export naming contract and verified against
+    its framework; loading a ``torch.save(model)`` pickle, or a Keras file with a Lambda layer or
+    custom objects, runs code from the file, so it needs ``trust_pickle=True``.
     ``weights`` is a weights file for a torch SPEC's architecture (``zoo:efficientnet-lite0`` or
     ``package.module:factory`` with a state dict, checkpoint, Lightning ``.ckpt`` or
     ``.safetensors``), its key prefix guessed or given as ``weights_prefix``.
@@ -112,8 +114,11 @@ def open_model(
     text = os.fspath(spec)
     if text.startswith(zoo.ZOO_PREFIX):
         return _open_zoo(text)
+    from onnxdream.keras_models import is_keras_spec
     from onnxdream.torch_models import is_torch_spec
 
+    if is_keras_spec(text):
+        return _open_keras(text, trust_pickle)
     if is_torch_spec(text):
         return _open_torch(text, trust_pickle)
     proto, data_files = load_model_and_data_files(text, external_data=external_data)
@@ -165,6 +170,7 @@ def _open_torch_with_weights(
     spec: ModelSpec, trust_pickle: bool, weights: str | os.PathLike[str] | None, weights_prefix: str | None
 ) -> Model:
     """A torch SPEC's architecture with the weights of a file; anything else cannot take them."""
+    from onnxdream.keras_models import is_keras_spec
     from onnxdream.torch_models import is_torch_spec
 
     if weights is None:
@@ -174,7 +180,7 @@ def _open_torch_with_weights(
             "weights_prefix",
         )
     text = os.fspath(spec) if isinstance(spec, str | os.PathLike) else None
-    if text is None or not (text == zoo.BUILTIN or is_torch_spec(text)):
+    if text is None or is_keras_spec(text) or not (text == zoo.BUILTIN or is_torch_spec(text)):
         what = repr(text) if text is not None else f"a {type(spec).__name__}"
         raise OptionError(
             f"{{weights}} loads weights into a torch SPEC (zoo:{zoo.EFFICIENTNET}, package.module:factory "
@@ -182,3 +188,13 @@ def _open_torch_with_weights(
             "weights",
         )
     return _open_torch(text, trust_pickle, weights, weights_prefix)
+
+
+def _open_keras(spec: str, trust_pickle: bool) -> Model:
+    """A Keras file exported (layer paths kept) and checked against Keras."""
+    from onnxdream.keras_export import export_keras
+    from onnxdream.torch_export import require_match
+
+    result = export_keras(spec, trust_pickle=trust_pickle)
+    require_match(result, spec, "Keras")
+    return Model(result.model, spec, Path(spec), kind="keras")

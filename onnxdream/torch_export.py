@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import onnx
@@ -57,7 +57,7 @@ MAX_INPUT_ELEMENTS = 2**31 - 1
 """Largest example input export builds (int32 indexing limit of the exporters and runtimes)."""
 
 
-def _check_input_shape(shape: Sequence[int]) -> None:
+def check_input_shape(shape: Sequence[int]) -> None:
     if not shape or any(d <= 0 for d in shape):
         raise OnnxDreamError(f"input shape must be positive integers like 1,3,224,224, got {list(shape)}")
     if math.prod(shape) > MAX_INPUT_ELEMENTS:
@@ -105,9 +105,12 @@ def _to_onnx(model, example, *, legacy: bool, opset: int | None, dynamic_batch: 
     return program.model_proto
 
 
-def name_nodes(model: onnx.ModelProto, modules: set[str]) -> None:
-    """Apply the export naming contract in place and record ``onnxdream.origin``."""
-    names = names_from_metadata(GraphIndex(model.graph), modules)
+def name_nodes(
+    model: onnx.ModelProto, modules: set[str], scope_names: Mapping[str, str] | None = None
+) -> None:
+    """Apply the export naming contract in place and record ``onnxdream.origin``
+    (``scope_names``: module path -> the name to give it, such as a Keras layer path)."""
+    names = names_from_metadata(GraphIndex(model.graph), modules, scope_names)
     authority = NameAuthority(names.values())
     for i, node in enumerate(model.graph.node):
         if i in names:
@@ -166,7 +169,7 @@ def export_model(
 
     from onnxdream import zoo
 
-    _check_input_shape(input_shape)
+    check_input_shape(input_shape)
     if weights_prefix is not None and weights is None:
         raise OptionError(
             "{weights_prefix} strips a prefix from the keys of {weights}; give the file",
@@ -199,9 +202,9 @@ def export_model(
     return ExportResult(model, comparison, device, source)
 
 
-def require_match(result: ExportResult, what: str) -> None:
-    """Raise ``MismatchError`` (exit 1) when ONNX Runtime disagrees with torch."""
+def require_match(result: ExportResult, what: str, framework: str = "torch") -> None:
+    """Raise ``MismatchError`` (exit 1) when ONNX Runtime disagrees with the framework."""
     if not result.ok:
         raise MismatchError(
-            f"{what}: ONNX Runtime differs from torch by {result.max_abs_diff:.3g} (limit {result.limit:.3g})"
+            f"{what}: ONNX Runtime differs from {framework} by {result.max_abs_diff:.3g} (limit {result.limit:.3g})"
         )

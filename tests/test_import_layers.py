@@ -45,6 +45,8 @@ def test_layers_put_every_module_above_what_it_imports() -> None:
         ],
         ("onnxdream.inputs", "onnxdream.torch_export"),
         ("onnxdream.microscope", "onnxdream.commands"),
+        ("onnxdream.torch_export", "onnxdream.keras_models"),
+        ("onnxdream.keras_models", "onnxdream.torch_export"),
     ],
 )
 def test_lower_layers_do_not_reach_up(low: str, high: str) -> None:

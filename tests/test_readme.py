@@ -61,6 +61,7 @@ def _prepare(folder: Path) -> None:
             """
         )
     )
+    _prepare_keras(folder)
     from tests import transfer_variants as variants
 
     model, _ = variants.build_model("sequential")
@@ -92,6 +93,24 @@ def _prepare_fine_tuning(folder: Path) -> None:
         torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), buffer, dynamo=False)
     stripped = transfer_variants.strip(onnx.load_model_from_string(buffer.getvalue()))
     save_model(stripped, folder / "ft_stripped.onnx")
+
+
+def _prepare_keras(folder: Path) -> None:
+    """The Keras section's files: a small pretrained model and its fine-tuning wrap as .h5, the
+    wrap's own Keras export, and the tf2onnx exports (committed fixtures)."""
+    import shutil
+
+    from tests.keras_helpers import backbone, fine_tuned
+
+    pretrained = backbone()
+    pretrained.save(folder / "pretrained_model.h5")
+    model = fine_tuned(pretrained)
+    model.save(folder / "fine_tuned_model.h5")
+    model.predict(np.zeros((1, *model.input_shape[1:]), np.float32), verbose=0)
+    model.export(str(folder / "keras_export.onnx"), format="onnx", verbose=False)
+    fixtures = README.parent / "fixtures" / "keras"
+    shutil.copy(fixtures / "fine_tuned_tf2onnx.onnx", folder / "fine_tuned_tf.onnx")
+    shutil.copy(fixtures / "pretrained_tf2onnx.onnx", folder / "pretrained_tf.onnx")
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``onnxdream export``: torch -> ONNX with module names on the nodes."""
+"""``onnxdream export``: torch or Keras -> ONNX with module / layer names on the nodes."""
 
 from __future__ import annotations
 
@@ -33,10 +33,17 @@ def _shape(text: str) -> list[int]:
 @guarded
 def export_command(
     spec: Annotated[
-        str, typer.Argument(help="zoo:efficientnet-lite0, a torch.save/TorchScript file, or pkg.mod:factory.")
+        str,
+        typer.Argument(
+            help="zoo:efficientnet-lite0, a torch.save/TorchScript file, pkg.mod:factory, "
+            "or a Keras .keras/.h5 file."
+        ),
     ],
     out: Annotated[Path, typer.Argument(help="Output .onnx file.")],
-    input_shape: Annotated[str, typer.Option(help="Example input shape.")] = "1,3,224,224",
+    input_shape: Annotated[
+        str | None,
+        typer.Option(help="Example input shape (torch: 1,3,224,224; Keras: the model's own, NHWC)."),
+    ] = None,
     dynamic_batch: Annotated[bool, typer.Option(help="Make the batch dimension dynamic.")] = False,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (exporter default if omitted).")] = None,
     legacy: Annotated[bool, typer.Option(help="Use the TorchScript exporter (dynamo=False).")] = False,
@@ -47,10 +54,12 @@ def export_command(
     weights: WeightsOption = None,
     weights_prefix: WeightsPrefixOption = None,
 ) -> None:
-    """Export a torch model to ONNX with node names = torch module paths.
+    """Export a torch or Keras model to ONNX with node names = module / Keras layer paths.
 
-    The result is verified: ONNX Runtime and torch run the same seeded input and the export
-    fails (exit 1) when they differ by more than 1e-4 relative to the output scale.
+    The result is verified: ONNX Runtime and torch (or Keras) run the same seeded input and the
+    export fails (exit 1) when they differ by more than 1e-4 relative to the output scale.
+    Keras files (.keras, .h5) load with Keras 3 on the torch backend (pip install
+    'onnxdream[keras]'); one with a Lambda layer or custom objects needs --trust-pickle.
 
     Examples:
 
@@ -63,26 +72,46 @@ def export_command(
       onnxdream export full_model.pt model.onnx --trust-pickle
 
       onnxdream export mypkg.nets:build ft.onnx --weights fine_tuned_model.pth
+
+      onnxdream export fine_tuned_model.h5 fine_tuned.onnx
     """
     from onnxdream.io import check_model, data_path, save_model
+    from onnxdream.keras_models import is_keras_spec
     from onnxdream.paths import check_writes
     from onnxdream.torch_export import export_model, require_match
 
     spec_file = Path(spec) if Path(spec).is_file() else None
     check_writes([spec_file, Path(weights) if weights else None], [out, data_path(out)])
-    with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):
-        result = export_model(
-            spec,
-            legacy=legacy,
-            opset=opset,
-            input_shape=_shape(input_shape),
-            dynamic_batch=dynamic_batch,
-            mean=float_list(mean, "--mean"),
-            std=float_list(std, "--std"),
-            trust_pickle=trust_pickle,
-            weights=weights,
-            weights_prefix=weights_prefix,
+    keras = is_keras_spec(spec)
+    if keras and legacy:
+        raise OnnxDreamError(f"{spec}: --legacy is the TorchScript exporter, for torch models only")
+    if keras and (weights or weights_prefix):
+        raise OnnxDreamError(
+            f"{spec}: --weights loads a state dict into a torch SPEC; a Keras file has its own"
         )
+    options = {
+        "opset": opset,
+        "dynamic_batch": dynamic_batch,
+        "mean": float_list(mean, "--mean"),
+        "std": float_list(std, "--std"),
+        "trust_pickle": trust_pickle,
+    }
+    with err_console.status(f"exporting {spec} and checking it with ONNX Runtime"):
+        if keras:
+            from onnxdream.keras_export import export_keras
+
+            shape = _shape(input_shape) if input_shape is not None else None
+            result = export_keras(spec, input_shape=shape, **options)
+        else:
+            shape = _shape(input_shape) if input_shape is not None else [1, 3, 224, 224]
+            result = export_model(
+                spec,
+                legacy=legacy,
+                input_shape=shape,
+                weights=weights,
+                weights_prefix=weights_prefix,
+                **options,
+            )
     check_model(result.model)
     summary = {
         "model": str(out),
@@ -93,13 +122,14 @@ def export_command(
         "device": result.device,
         "weights": result.weights.to_json() if result.weights else None,
     }
-    require_match(result, spec)
+    require_match(result, spec, "Keras" if keras else "torch")
     save_model(result.model, out)
     if json_output:
         print_json(summary)
     else:
         err_console.print(
-            f"wrote {out}: {summary['nodes']} nodes; ONNX Runtime ({result.device}) vs torch "
+            f"wrote {out}: {summary['nodes']} nodes; ONNX Runtime ({result.device}) vs "
+            f"{'Keras' if keras else 'torch'} "
             f"max |diff| {result.max_abs_diff:.2e} (limit {summary['limit']:.2e})"
             + (f"; weights {result.weights.summary()}" if result.weights else "")
         )

@@ -55,7 +55,9 @@ def rename_command(
     ] = None,
     strategy: Annotated[
         list[str],
-        typer.Option("--strategy", "-s", help="auto (default), metadata, weights, tensors, structure."),
+        typer.Option(
+            "--strategy", "-s", help="auto (default), metadata, keras, weights, tensors, structure."
+        ),
     ] = [],  # noqa: B006
     map_file: Annotated[
         Path | None, typer.Option("--map", help='JSON file {"old": "new"} of explicit renames.')

@@ -60,12 +60,16 @@ def is_generated(name: str, op_type: str | None = None) -> bool:
     ``node_*`` and ``onnx::*`` names, torch.fx value names (``getitem_3``), and an op type
     alone or with a running number, any of ``_ . @ :`` between the parts, optionally after an
     exporter tag of at most 3 letters/digits: ``Conv``, ``Conv_0``, ``Conv@0``, ``MatMul@3``,
-    ``p2o.Conv.12``. The op type is any ONNX op (case-sensitive) or ``op_type`` (a custom op).
+    ``p2o.Conv.12``, or any of those in the TorchScript exporter's root scope (``/Conv_3``, as
+    Keras 3 on torch exports). The op type is any ONNX op (case-sensitive) or ``op_type`` (a custom op).
     A longer first part is a word a person chose (``head.Conv.1``), and ``Conv2d_3x3`` or
     ``conv1`` name no ONNX op, so those are kept.
     """
     if not name:
         return True
+    if name.startswith("/") and "/" not in name[1:]:
+        # The TorchScript exporter's root scope ('/Conv_3'): no module path, so nothing but the op.
+        name = name[1:]
     if _GENERATED.fullmatch(name):
         return True
     match = _COUNTER.fullmatch(name)

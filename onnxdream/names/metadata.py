@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import onnx
 
@@ -91,20 +91,28 @@ def node_scopes(index: GraphIndex, modules: Collection[str] | None = None) -> di
 
 
 def _inside(path: str, scope: str) -> bool:
-    return bool(scope) and (path == scope or path.startswith(scope + "."))
+    return bool(scope) and (path == scope or path.startswith((scope + ".", scope + "/")))
 
 
-def names_from_metadata(index: GraphIndex, modules: Collection[str] | None = None) -> dict[int, str]:
+def names_from_metadata(
+    index: GraphIndex,
+    modules: Collection[str] | None = None,
+    scope_names: Mapping[str, str] | None = None,
+) -> dict[int, str]:
     """Names per the export contract for every node with scope evidence.
 
     Args:
         index: the exported model's graph (not modified).
         modules: qualified module names of the torch model, when known (sharpens legacy names).
+        scope_names: module path -> the name to give it instead (a Keras layer path such as
+            ``mobilenetv2_1.00_224/block_13_expand``, whose nesting is written with ``/``).
 
     Returns:
         Node index -> name, unique among the returned names.
     """
     scopes = node_scopes(index, modules)
+    if scope_names:
+        scopes = {i: scope_names.get(scope, scope) for i, scope in scopes.items()}
     bases: dict[int, str] = {}
     for i in index.order:
         if i not in scopes:

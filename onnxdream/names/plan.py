@@ -1,8 +1,10 @@
 """The rename plan: one name and its origin per node, from the strategies in order of evidence.
 
 Order of evidence: a reference model (when given, for every node it matches), the exporter's
-metadata, parameter names, tensor names, the graph structure; explicit renames (strip prefix,
-map, rules) come last. By default only lost names are replaced (see :mod:`onnxdream.names.lost`);
+metadata, Keras layer paths behind tf2onnx's op paths, parameter names, tensor names, the graph
+structure; explicit renames (strip prefix, map, rules) come last. By default only lost names are
+replaced (see :mod:`onnxdream.names.lost`), and, in a model tf2onnx made of a Keras model, the
+TensorFlow op paths it gave (names of ops, not of the layers a Keras user knows);
 ``rename_all`` replaces every name. Duplicates get ``_1``, ``_2``, ... in canonical order and
 never take a name a kept node has.
 """
@@ -17,8 +19,10 @@ import onnx
 
 from onnxdream.errors import OnnxDreamError, unknown
 from onnxdream.fresh_names import NameAuthority
+from onnxdream.graph import GraphIndex
 from onnxdream.model import ModelSpec, open_model
 from onnxdream.names.canonical import canonical_keys
+from onnxdream.names.keras import names_from_keras
 from onnxdream.names.lost import lost_nodes
 from onnxdream.names.mapping import Explicit, apply_explicit
 from onnxdream.names.metadata import names_from_metadata
@@ -26,11 +30,17 @@ from onnxdream.names.structure import names_from_structure
 from onnxdream.names.tensors import names_from_tensors
 from onnxdream.names.weights import names_from_weights
 
-STRATEGIES = ("metadata", "weights", "tensors", "structure")
+STRATEGIES = ("metadata", "keras", "weights", "tensors", "structure")
 """The strategies ``auto`` runs, in order of evidence."""
-ORIGINS = ("reference", "metadata", "weights", "tensor", "structure", "map", "kept", "undo")
+ORIGINS = ("reference", "metadata", "keras", "weights", "tensor", "structure", "map", "kept", "undo")
 """Every origin a plan entry can have (``kept``: the node keeps its name; ``undo``: restored)."""
-_ORIGIN_OF = {"metadata": "metadata", "weights": "weights", "tensors": "tensor", "structure": "structure"}
+_ORIGIN_OF = {
+    "metadata": "metadata",
+    "keras": "keras",
+    "weights": "weights",
+    "tensors": "tensor",
+    "structure": "structure",
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,19 @@ def _from_reference(model: onnx.ModelProto, reference: onnx.ModelProto, min_scor
     return match_reference(model, reference, min_score=min_score)
 
 
+def _named_reference(reference: ModelSpec) -> onnx.ModelProto:
+    """The reference with the names it is matched by: as it is, or, made by tf2onnx from a Keras
+    model, with its Keras layer paths (the names a user wants back, not TensorFlow op paths)."""
+    proto = open_model(reference).proto
+    if not names_from_keras(GraphIndex(proto.graph), proto):
+        return proto
+    named = onnx.ModelProto()
+    named.CopyFrom(proto)
+    for entry in plan_names(named, strategies=["keras"]).entries:
+        named.graph.node[entry.node].name = entry.new
+    return named
+
+
 def plan_names(
     model: ModelSpec,
     *,
@@ -107,15 +130,20 @@ def plan_names(
     order = sorted(range(len(keys)), key=keys.__getitem__)
     nodes = index.nodes
     targets = set(range(len(nodes))) if rename_all else lost_nodes(model.proto.graph, order)
+    keras = names_from_keras(index, model.proto) if "keras" in chosen else {}
+    if keras:  # every name is a TensorFlow op path or a converter's helper name
+        targets = set(range(len(nodes)))
 
     proposed: dict[int, tuple[str, str, float | None, str | None]] = {}
     if reference is not None:
-        for match in _from_reference(model.proto, open_model(reference).proto, min_score):
+        for match in _from_reference(model.proto, _named_reference(reference), min_score):
             proposed[match.node] = (match.name, "reference", match.score, match.why)
     evidence = {
         "metadata": lambda: names_from_metadata(index),
+        "keras": lambda: keras,
         "weights": lambda: names_from_weights(index),
-        "tensors": lambda: names_from_tensors(index),
+        # A tf2onnx model's tensors carry the op paths the keras strategy has read already.
+        "tensors": lambda: {} if keras else names_from_tensors(index),
     }
     for strategy in chosen:
         if strategy == "structure":

@@ -1,0 +1,70 @@
+"""Small Keras models for the Keras tests: a MobileNetV2-like backbone (named layers, BatchNorm,
+ReLU6, depthwise and pointwise convolutions, a residual Add) and the issue's fine-tuning wrap."""
+
+from __future__ import annotations
+
+from onnxdream.keras_models import import_keras
+
+INPUT = (16, 16, 3)
+BACKBONE = "tinynet_1.00_16"
+
+
+def backbone(seed: int = 0):
+    """The "pretrained" model: a functional model with MobileNetV2's layer names."""
+    keras = import_keras()
+    layers = keras.layers
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(INPUT)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="Conv1")(inputs)
+    x = layers.BatchNormalization(name="bn_Conv1")(x)
+    x = layers.ReLU(6.0, name="Conv1_relu")(x)
+    y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block_1_depthwise")(x)
+    y = layers.BatchNormalization(name="block_1_depthwise_BN")(y)
+    y = layers.ReLU(6.0, name="block_1_depthwise_relu")(y)
+    y = layers.Conv2D(8, 1, use_bias=False, name="block_1_project")(y)
+    y = layers.BatchNormalization(name="block_1_project_BN")(y)
+    x = layers.Add(name="block_1_add")([x, y])
+    x = layers.Conv2D(16, 1, use_bias=False, name="block_13_expand")(x)
+    x = layers.BatchNormalization(name="block_13_expand_BN")(x)
+    x = layers.ReLU(6.0, name="block_13_expand_relu")(x)
+    x = layers.Conv2D(16, 1, name="Conv_1")(x)
+    x = layers.ReLU(6.0, name="out_relu")(x)
+    model = keras.Model(inputs, x, name=BACKBONE)
+    for layer in model.layers:  # statistics as training leaves them, so BatchNorm does something
+        if type(layer).__name__ == "BatchNormalization":
+            import numpy as np
+
+            rng = np.random.default_rng(len(layer.name))
+            n = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, n),
+                    rng.normal(0, 0.1, n),
+                    rng.normal(0, 0.2, n),
+                    rng.uniform(0.5, 2, n),
+                ]
+            )
+    return model
+
+
+def fine_tuned(pretrained=None):
+    """``Sequential([pretrained, Conv2D(4, (3, 3), activation="relu", name="fine_tune_conv1")])``."""
+    keras = import_keras()
+    pretrained = pretrained if pretrained is not None else backbone()
+    model = keras.Sequential(
+        [pretrained, keras.layers.Conv2D(4, (3, 3), activation="relu", name="fine_tune_conv1")]
+    )
+    model.build((None, *INPUT))
+    return model
+
+
+def conv_layers(model, prefix: str = "") -> list[str]:
+    """Keras paths of every convolution layer (the framework's own list), nested models included."""
+    found = []
+    for layer in model.layers:
+        path = f"{prefix}/{layer.name}" if prefix else layer.name
+        if getattr(layer, "layers", None) is not None:
+            found += conv_layers(layer, path)
+        elif "Conv" in type(layer).__name__:
+            found.append(path)
+    return found
