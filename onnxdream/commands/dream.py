@@ -178,6 +178,12 @@ def dream_command(
     every: int = typer.Option(1, help="Video: dream every N-th frame (quick previews)."),
     crf: int = typer.Option(18, help="Video: encoder quality, 0 (lossless) to 51 (H.264 CRF)."),
     preset: str = typer.Option("medium", help="Video: encoder speed preset (ultrafast ... veryslow)."),
+    piece_seconds: float = typer.Option(
+        4.0, help="Video with --ray: cut shots longer than this into pieces dreamed in parallel."
+    ),
+    piece_overlap: int = typer.Option(
+        6, help="Video with --ray: frames each piece of a shot starts early, crossfaded at the join."
+    ),
     ray: RayOption = None,
     workers: WorkersOption = None,
     gpus: GpusPerWorkerOption = None,
@@ -216,8 +222,8 @@ def dream_command(
         output_format(out)
     if not 0 <= seed < 2**32:
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
-    if ray is not None and not folder:
-        raise OnnxDreamError("--ray runs a folder of images (give a folder as IMAGE)")
+    if ray is not None and not folder and not video:
+        raise OnnxDreamError("--ray runs a folder of images or a video (give one as IMAGE)")
     if video:
         from onnxdream.dream.video import require_video_extra
 
@@ -261,6 +267,8 @@ def dream_command(
     def skip(message: str) -> None:
         warn(f"skipping {message}")
 
+    from onnxdream.executors.choose import open_executor
+
     if video:
         from onnxdream.commands.dream_video import run_video
 
@@ -282,11 +290,16 @@ def dream_command(
             crf=crf,
             preset=preset,
             json_out=json_out,
+            parallel=None
+            if ray is None
+            else (
+                open_executor(ray, workers, gpus, device),
+                _recipe(opened, device, mean, std, value_range, channel_order, precision, compile),
+                (piece_seconds, piece_overlap),
+            ),
         )
         return
     if folder:
-        from onnxdream.executors.choose import open_executor
-
         executor = open_executor(ray, workers, gpus, device)
         specs = layer_specs(dreamer, layer, model)
         dream_folder(
