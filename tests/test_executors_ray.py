@@ -171,3 +171,26 @@ def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_only_finished_outputs
     while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids), "workers still running after Ctrl-C"
+
+
+def test_video_on_ray_split_at_a_scene_cut_writes_the_sequential_frames(cluster, photos, tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+    from tests.video_helpers import panning_frames, write_clip
+
+    first = panning_frames(4)
+    second = [np.ascontiguousarray(f[::-1, ::-1, ::-1]) for f in panning_frames(4, speed=3)]
+    clip = write_clip(tmp_path / "cut.mp4", first + second, audio=False)
+    args = ["dream", str(clip), "--model", str(photos / "tiny.onnx"), *FAST, "--octaves", "1"]
+    local = CliRunner().invoke(app, [*args[:2], str(tmp_path / "local/"), *args[2:]])
+    assert local.exit_code == 0, local.output
+    remote = CliRunner().invoke(
+        app, [*args[:2], str(tmp_path / "remote/"), *args[2:], "--ray", cluster, "--workers", "2"]
+    )
+    assert remote.exit_code == 0, remote.output
+    assert len(_pixels(tmp_path / "remote")) == 8
+    assert _pixels(tmp_path / "remote") == _pixels(tmp_path / "local")

@@ -10,17 +10,17 @@ import pytest
 pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from onnxdream.dream import DreamOptions, open_dreamer, parse_spec  # noqa: E402
-from onnxdream.dream.video.flow import FlowEstimator, warping_error  # noqa: E402
-from onnxdream.dream.video.parallel import Pieces, dream_video_parallel  # noqa: E402
-from onnxdream.dream.video.run import VideoSettings, dream_video  # noqa: E402
-from onnxdream.dream.video.segments import Segment, crossfade, plan_segments  # noqa: E402
-from onnxdream.executors import InProcessExecutor  # noqa: E402
-from onnxdream.model import Model  # noqa: E402
-from tests.dream_helpers import tiny_onnx  # noqa: E402
-from tests.video_helpers import panning_frames, read_frames, write_clip  # noqa: E402
+from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
+from onnxdream.dream.video.flow import FlowEstimator, warping_error
+from onnxdream.dream.video.parallel import Pieces, dream_video_parallel
+from onnxdream.dream.video.run import VideoSettings, dream_video
+from onnxdream.dream.video.segments import Segment, crossfade, plan_segments
+from onnxdream.executors import InProcessExecutor
+from onnxdream.model import Model
+from tests.dream_helpers import tiny_onnx
+from tests.video_helpers import panning_frames, read_frames, write_clip
 
 OPTIONS = DreamOptions(octaves=1, steps=3, lr=0.05)
 
