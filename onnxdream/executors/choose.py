@@ -22,7 +22,7 @@ def open_executor(
     if ray is None:
         for value, flag in ((workers, "workers"), (gpus, "gpus")):
             if value is not None:
-                raise OptionError(f"{{{flag}}} runs on a Ray cluster: give {{ray}} ADDRESS too", flag)
+                raise OptionError(f"{{{flag}}} runs on a Ray cluster: give {{ray}} ADDRESS too", flag, "ray")
         return InProcessExecutor()
     if workers is not None and workers < 1:
         raise OptionError(f"{{workers}} must be at least 1, got {workers}", "workers")
