@@ -80,6 +80,7 @@ def dream_folder(
             not about one image (exit code other than 2, e.g. a failed check).
     """
     from onnxdream.dream.folder_job import FolderDreamJob
+    from onnxdream.dream.progress import ProgressBar
     from onnxdream.executors import InProcessExecutor
     from onnxdream.inputs.images import save_image
 
@@ -93,13 +94,17 @@ def dream_folder(
         job = FolderDreamJob(recipe, specs, options)
     done = 0
     results = executor.map_unordered(job, _readable(outputs, max_size, max_pixels, on_skip))
+    # Remote workers show no per-step bars: the driver shows one over the images instead.
+    remote = not isinstance(executor, InProcessExecutor)
     try:
-        for _item, dreamed in results:
-            if dreamed.skipped is not None:
-                on_skip(dreamed.skipped)
-                continue
-            on_result(dreamed.result, save_image(dreamed.picture, outputs[Path(dreamed.source)]))
-            done += 1
+        with ProgressBar(options.progress and remote, len(outputs), "image") as bar:
+            for _item, dreamed in results:
+                bar(Path(dreamed.source).name, dreamed.result.objective_after if dreamed.result else 0.0)
+                if dreamed.skipped is not None:
+                    on_skip(dreamed.skipped)
+                    continue
+                on_result(dreamed.result, save_image(dreamed.picture, outputs[Path(dreamed.source)]))
+                done += 1
     finally:
         results.close()  # an interrupted run cancels what is still queued or running
     if done == 0:
