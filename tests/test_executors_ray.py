@@ -54,3 +54,143 @@ def test_an_item_error_reaches_the_driver_as_itself(cluster):
 def test_a_bad_address_is_one_line_without_waiting():
     with pytest.raises(OnnxDreamError, match=r"^--ray 127\.0\.0\.1:1: no Ray cluster answers there"):
         RayExecutor("127.0.0.1:1", workers=1)
+
+
+# The folder dream on the same cluster (one cluster per module keeps CI time down).
+
+FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu", "--layer", "block2"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A tiny model and a folder of six small images, one of them too small to dream (skipped)."""
+    import onnx
+
+    from onnxdream.inputs.images import to_pil
+    from tests.dream_helpers import pattern, tiny_onnx
+
+    root = tmp_path_factory.mktemp("ray_dream")
+    onnx.save(tiny_onnx(), root / "tiny.onnx")
+    (root / "in").mkdir()
+    for n in range(5):
+        to_pil(pattern(40 + 4 * n, 56, seed=n)).save(root / "in" / f"p{n}.png")
+    to_pil(pattern(8, 8, seed=9)).save(root / "in" / "small.png")
+    return root
+
+
+def _pixels(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _local_run(photos, out):
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+
+    args = ["dream", str(photos / "in"), str(out), "--model", str(photos / "tiny.onnx"), *FAST]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.fixture(scope="module")
+def local_outputs(photos):
+    result = _local_run(photos, photos / "local")
+    assert result.exit_code == 0, result.output
+    return _pixels(photos / "local")
+
+
+def test_folder_dream_on_ray_writes_the_local_run_bit_for_bit(cluster, photos, local_outputs, tmp_path):
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+
+    out = tmp_path / "out"
+    args = ["dream", str(photos / "in"), str(out), "--model", str(photos / "tiny.onnx"), *FAST]
+    result = CliRunner().invoke(app, [*args, "--ray", cluster, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "small.png: image is 8x8, too small for the target layers" in " ".join(result.output.split())
+    assert sorted(local_outputs) == [f"p{n}.png" for n in range(5)]
+    assert _pixels(out) == local_outputs
+
+
+def _dream_folder_on(executor, photos, out, on_result):
+    import onnx
+
+    from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
+    from onnxdream.dream.batch import dream_folder
+    from onnxdream.dream.folder_job import DreamerRecipe
+    from onnxdream.model import open_model
+
+    model = open_model(str(photos / "tiny.onnx"))
+    assert isinstance(model.proto, onnx.ModelProto)
+    recipe = DreamerRecipe.of(model, device="cpu", threads=__import__("torch").get_num_threads())
+    return dream_folder(
+        open_dreamer(model, "cpu"),
+        photos / "in",
+        out,
+        [parse_spec("block2", lambda _n: True)],
+        DreamOptions(octaves=2, steps=3, lr=0.05),
+        max_size=None,
+        max_pixels=0,
+        on_result=on_result,
+        on_skip=lambda _message: None,
+        executor=executor,
+        recipe=recipe,
+    )
+
+
+def test_a_worker_killed_mid_folder_still_gives_the_whole_identical_result(
+    cluster, photos, local_outputs, tmp_path
+):
+    executor = RayExecutor(cluster, workers=2)
+    killed: list[int] = []
+
+    def kill_once(_result, _target):
+        if not killed:
+            killed.append(executor.worker_pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    assert _dream_folder_on(executor, photos, tmp_path / "out", kill_once) == 5
+    assert killed and _pixels(tmp_path / "out") == local_outputs
+
+
+def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_only_finished_outputs(cluster, photos, tmp_path):
+    import time
+
+    executor = RayExecutor(cluster, workers=2)
+    pids: list[int] = []
+
+    def interrupt(_result, _target):
+        pids.extend(executor.worker_pids())
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _dream_folder_on(executor, photos, tmp_path / "out", interrupt)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(written) == 1 and written[0].startswith("p") and written[0].endswith(".png")
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids), "workers still running after Ctrl-C"
+
+
+def test_video_on_ray_split_at_a_scene_cut_writes_the_sequential_frames(cluster, photos, tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+    from tests.video_helpers import panning_frames, write_clip
+
+    first = panning_frames(4)
+    second = [np.ascontiguousarray(f[::-1, ::-1, ::-1]) for f in panning_frames(4, speed=3)]
+    clip = write_clip(tmp_path / "cut.mp4", first + second, audio=False)
+    args = ["dream", str(clip), "--model", str(photos / "tiny.onnx"), *FAST, "--octaves", "1"]
+    local = CliRunner().invoke(app, [*args[:2], str(tmp_path / "local/"), *args[2:]])
+    assert local.exit_code == 0, local.output
+    remote = CliRunner().invoke(
+        app, [*args[:2], str(tmp_path / "remote/"), *args[2:], "--ray", cluster, "--workers", "2"]
+    )
+    assert remote.exit_code == 0, remote.output
+    assert len(_pixels(tmp_path / "remote")) == 8
+    assert _pixels(tmp_path / "remote") == _pixels(tmp_path / "local")

@@ -19,6 +19,7 @@ from onnxdream.commands.options import (
     ChannelOrderOption,
     CompileOption,
     DeviceOption,
+    GpusPerWorkerOption,
     JsonOption,
     LayoutOption,
     MatchOption,
@@ -28,16 +29,20 @@ from onnxdream.commands.options import (
     PrecisionOption,
     QuietOption,
     RangeOption,
+    RayOption,
     StdOption,
     TrustPickleOption,
     WeightsOption,
     WeightsPrefixOption,
+    WorkersOption,
 )
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.limits import MAX_PIXELS
 
 if TYPE_CHECKING:
     from onnxdream.dream.engine import DreamResult
+    from onnxdream.dream.folder_job import DreamerRecipe
+    from onnxdream.model import Model
 
 _EXAMPLES = """
 
@@ -175,6 +180,15 @@ def dream_command(
     every: int = typer.Option(1, help="Video: dream every N-th frame (quick previews)."),
     crf: int = typer.Option(18, help="Video: encoder quality, 0 (lossless) to 51 (H.264 CRF)."),
     preset: str = typer.Option("medium", help="Video: encoder speed preset (ultrafast ... veryslow)."),
+    piece_seconds: float = typer.Option(
+        4.0, help="Video with --ray: cut shots longer than this into pieces dreamed in parallel."
+    ),
+    piece_overlap: int = typer.Option(
+        6, help="Video with --ray: frames each piece of a shot starts early, crossfaded at the join."
+    ),
+    ray: RayOption = None,
+    workers: WorkersOption = None,
+    gpus: GpusPerWorkerOption = None,
 ) -> None:
     """Deep Dream an IMAGE into OUT by layer name, on any ONNX CNN (default: built-in EfficientNet-Lite0).
 
@@ -210,6 +224,8 @@ def dream_command(
         output_format(out)
     if not 0 <= seed < 2**32:
         raise OnnxDreamError(f"--seed must be between 0 and 2**32-1, got {seed}")
+    if ray is not None and not folder and not video:
+        raise OnnxDreamError("--ray runs a folder of images or a video (give one as IMAGE)")
     if video:
         from onnxdream.dream.video import require_video_extra
 
@@ -253,6 +269,8 @@ def dream_command(
     def skip(message: str) -> None:
         warn(f"skipping {message}")
 
+    from onnxdream.executors.choose import open_executor
+
     if video:
         from onnxdream.commands.dream_video import run_video
 
@@ -274,9 +292,17 @@ def dream_command(
             crf=crf,
             preset=preset,
             json_out=json_out,
+            parallel=None
+            if ray is None
+            else (
+                open_executor(ray, workers, gpus, device),
+                _recipe(opened, device, mean, std, value_range, channel_order, precision, compile),
+                (piece_seconds, piece_overlap),
+            ),
         )
         return
     if folder:
+        executor = open_executor(ray, workers, gpus, device)
         specs = layer_specs(dreamer, layer, model)
         dream_folder(
             dreamer,
@@ -288,6 +314,10 @@ def dream_command(
             max_pixels=max_pixels,
             on_result=report,
             on_skip=skip,
+            executor=executor,
+            recipe=None
+            if ray is None
+            else _recipe(opened, device, mean, std, value_range, channel_order, precision, compile),
         )
     else:
         pixels = demo_image(seed=seed) if image is None else as_array(image, max_size, max_pixels)
@@ -316,6 +346,39 @@ def dream_command(
             report(result, save_image(picture, out))
     if json_out:
         print_json(summaries[0] if len(summaries) == 1 and not folder and not atlas else summaries)
+
+
+def _recipe(
+    opened: Model,
+    device: str,
+    mean: str | None,
+    std: str | None,
+    value_range: str | None,
+    channel_order: str | None,
+    precision: str,
+    compile: bool,
+) -> DreamerRecipe:
+    """How workers build this command's dreamer: the same model, flags and torch thread count.
+
+    Workers use the driver's thread count so that their pictures are the driver's bit for bit
+    (a different count can change the order of float sums, hence the last bits).
+    """
+    import torch
+
+    from onnxdream.commands.options import float_list
+    from onnxdream.dream.folder_job import DreamerRecipe
+
+    return DreamerRecipe.of(
+        opened,
+        device=device,
+        mean=float_list(mean, "--mean"),
+        std=float_list(std, "--std"),
+        value_range=float_list(value_range, "--range"),
+        channel_order=channel_order,
+        precision=precision,
+        compile=compile,
+        threads=torch.get_num_threads(),
+    )
 
 
 dream_command.__doc__ = (dream_command.__doc__ or "") + _EXAMPLES

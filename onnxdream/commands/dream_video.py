@@ -10,7 +10,9 @@ from onnxdream.errors import OnnxDreamError
 
 if TYPE_CHECKING:
     from onnxdream.dream.engine import Dreamer, DreamOptions
+    from onnxdream.dream.folder_job import DreamerRecipe
     from onnxdream.dream.objectives import LayerSpec
+    from onnxdream.executors import Executor
 
 
 def wants_video(image: str | None, out: str | None) -> bool:
@@ -66,8 +68,13 @@ def run_video(
     crf: int,
     preset: str,
     json_out: bool,
+    parallel: tuple[Executor, DreamerRecipe, tuple[float, int]] | None = None,
 ) -> None:
-    """Dream ``image`` (a video or a folder of frames) into ``out`` and report as the command does."""
+    """Dream ``image`` (a video or a folder of frames) into ``out`` and report as the command does.
+
+    ``parallel``: an executor, the workers' dreamer recipe and (piece seconds, overlap frames) to
+    dream the video in pieces (:mod:`onnxdream.dream.video.parallel`).
+    """
     from onnxdream.dream.video.coherence import Coherence
     from onnxdream.dream.video.decode import Selection, parse_bound
     from onnxdream.dream.video.run import VideoSettings, dream_video
@@ -83,9 +90,21 @@ def run_video(
         crf=crf,
         preset=preset,
     )
-    summary = dream_video(
-        dreamer, specs, options, image, out, settings, model_files=model_files, progress=options.progress
-    )
+    if parallel is not None:
+        from onnxdream.dream.video.parallel import Pieces, dream_video_parallel
+
+        executor, recipe, (seconds, overlap) = parallel
+        if not seconds > 0 or not 0 <= overlap:
+            raise OnnxDreamError(
+                f"--piece-seconds must be > 0 and --piece-overlap >= 0, got {seconds}, {overlap}"
+            )
+        summary = dream_video_parallel(
+            dreamer, specs, options, image, out, settings, executor, recipe, Pieces(seconds, overlap)
+        )
+    else:
+        summary = dream_video(
+            dreamer, specs, options, image, out, settings, model_files=model_files, progress=options.progress
+        )
     for message in summary.warnings:
         warn(message)
     err_console.print(

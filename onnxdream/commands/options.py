@@ -144,6 +144,29 @@ CompileOption = Annotated[
         "(cached on disk) that pay off only on long jobs; off by default (slower on the CPU).",
     ),
 ]
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run the items on the Ray cluster at ADDRESS (auto, host:port or ray://host:port); "
+        "workers need onnxdream installed, this process writes every output.",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", metavar="N", help="With --ray: N workers, one model each (default: one per CPU)."
+    ),
+]
+GpusPerWorkerOption = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-worker",
+        metavar="G",
+        help="With --ray: GPUs per worker (default: 1 where the cluster has GPUs and --device is not cpu).",
+    ),
+]
 
 
 def float_list(text: str | None, flag: str) -> list[float] | None:

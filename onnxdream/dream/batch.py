@@ -7,15 +7,19 @@ skips through ``on_skip(message)``, so that a caller can print progress as it ha
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from onnxdream.dream.engine import Dreamer, DreamOptions, DreamResult
 from onnxdream.dream.objectives import LayerSpec
 from onnxdream.errors import OnnxDreamError
+
+if TYPE_CHECKING:
+    from onnxdream.dream.folder_job import DreamerRecipe
+    from onnxdream.executors import Executor
 
 OnResult = Callable[[DreamResult, "Path | str"], None]
 OnSkip = Callable[[str], None]
@@ -59,8 +63,14 @@ def dream_folder(
     max_pixels: int,
     on_result: OnResult,
     on_skip: OnSkip,
+    executor: Executor | None = None,
+    recipe: DreamerRecipe | None = None,
 ) -> int:
     """Dream every image of ``folder`` into ``out_dir``; an image that cannot be read or dreamed is skipped.
+
+    The images run on ``executor`` (default: here, one after another, on ``dreamer``); an executor
+    with workers elsewhere builds each worker's dreamer from ``recipe``. This process reads every
+    image and writes every output (atomically), whatever runs the dreams.
 
     Returns:
         How many images were dreamed.
@@ -69,25 +79,54 @@ def dream_folder(
         OnnxDreamError: a bad layer (once, before any image), no image dreamed, or an error that is
             not about one image (exit code other than 2, e.g. a failed check).
     """
-    from onnxdream.dream.api import as_array
+    from onnxdream.dream.folder_job import FolderDreamJob
+    from onnxdream.dream.progress import ProgressBar
+    from onnxdream.executors import InProcessExecutor
     from onnxdream.inputs.images import save_image
 
     dreamer.net.validate([s.layer for s in specs])
+    outputs = folder_outputs(folder, out_dir)
+    if executor is None or isinstance(executor, InProcessExecutor):
+        executor, job = executor or InProcessExecutor(), FolderDreamJob(recipe, specs, options, dreamer)
+    else:
+        if recipe is None:
+            raise ValueError("a folder dream on remote workers needs the dreamer's recipe")
+        job = FolderDreamJob(recipe, specs, options)
     done = 0
-    for source, target in folder_outputs(folder, out_dir).items():
+    results = executor.map_unordered(job, _readable(outputs, max_size, max_pixels, on_skip))
+    # Remote workers show no per-step bars: the driver shows one over the images instead.
+    remote = not isinstance(executor, InProcessExecutor)
+    try:
+        with ProgressBar(options.progress and remote, len(outputs), "image") as bar:
+            for _item, dreamed in results:
+                bar(Path(dreamed.source).name, dreamed.result.objective_after if dreamed.result else 0.0)
+                if dreamed.skipped is not None:
+                    on_skip(dreamed.skipped)
+                    continue
+                on_result(dreamed.result, save_image(dreamed.picture, outputs[Path(dreamed.source)]))
+                done += 1
+    finally:
+        results.close()  # an interrupted run cancels what is still queued or running
+    if done == 0:
+        raise OnnxDreamError(f"{folder}: no image in the folder could be dreamed")
+    return done
+
+
+def _readable(
+    outputs: dict[Path, Path], max_size: int | None, max_pixels: int, on_skip: OnSkip
+) -> Iterator[tuple[str, np.ndarray]]:
+    """``(source, pixels)`` of each input that reads as an image, read only when asked for."""
+    from onnxdream.dream.api import as_array
+
+    for source in outputs:
         try:
             pixels = as_array(source, max_size, max_pixels)
-            picture, result = dreamer.run(pixels, specs, options)
         except OnnxDreamError as exc:
             if exc.exit_code != 2:
                 raise
             on_skip(str(exc) if str(exc).startswith(str(source)) else f"{source}: {exc}")
             continue
-        on_result(result, save_image(picture, target))
-        done += 1
-    if done == 0:
-        raise OnnxDreamError(f"{folder}: no image in the folder could be dreamed")
-    return done
+        yield str(source), pixels
 
 
 def dream_atlas(

@@ -25,6 +25,8 @@ RESTARTS = 3
 IN_FLIGHT_PER_WORKER = 2
 """Items queued on each worker: enough to keep it busy, few enough to bound driver memory."""
 
+_END = object()
+
 
 def _ray():
     try:
@@ -77,6 +79,11 @@ def connect(address: str) -> None:
         raise OnnxDreamError(f"--ray {address}: cannot join a Ray cluster ({first_line(exc)})") from None
 
 
+def cluster_gpus() -> float:
+    """How many GPUs the joined cluster has in all."""
+    return float(_ray().cluster_resources().get("GPU", 0))
+
+
 class RayExecutor:
     """Runs items on ``workers`` actors of the cluster at ``address`` (each with ``gpus`` GPUs).
 
@@ -109,20 +116,31 @@ class RayExecutor:
         """Yield ``(item, result)`` as items finish anywhere; closing the iterator cancels the rest.
 
         An exception raised by ``job.run`` is raised here as itself (the item's error, not Ray's).
+        ``items`` is read lazily, a few per worker ahead: the driver holds only what is in flight.
         """
         ray = _ray()
         self._start(job)
-        pending = deque(items)
+        fresh = iter(items)
+        redo: deque[Any] = deque()  # items of lost workers, handed out again first
         running: dict[Any, tuple[Any, int]] = {}  # ref -> (item, actor index)
         load = [0] * len(self._actors)
         replaced = 0
         try:
-            while pending or running:
+            exhausted = False
+            while True:
                 for index, actor in enumerate(self._actors):
-                    while pending and load[index] < IN_FLIGHT_PER_WORKER:
-                        item = pending.popleft()
+                    while load[index] < IN_FLIGHT_PER_WORKER:
+                        if redo:
+                            item = redo.popleft()
+                        else:
+                            item = next(fresh, _END) if not exhausted else _END
+                            if item is _END:
+                                exhausted = True
+                                break
                         running[actor.run.remote(item)] = (item, index)
                         load[index] += 1
+                if not running:
+                    break
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     item, index = running.pop(ref)
@@ -137,7 +155,7 @@ class RayExecutor:
                         if replaced > RESTARTS * len(self._actors):
                             raise OnnxDreamError(f"Ray workers keep failing: {first_line(exc)}") from None
                         self._actors[index] = self._actor_class.remote(job)
-                        pending.appendleft(item)
+                        redo.append(item)
                         continue
                     yield item, result
         finally:
