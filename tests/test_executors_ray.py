@@ -3,6 +3,7 @@ a worker killed mid-run is replaced and its items redone, and the cluster leaves
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -194,3 +195,94 @@ def test_video_on_ray_split_at_a_scene_cut_writes_the_sequential_frames(cluster,
     assert remote.exit_code == 0, remote.output
     assert len(_pixels(tmp_path / "remote")) == 8
     assert _pixels(tmp_path / "remote") == _pixels(tmp_path / "local")
+
+
+# The microscope on the same cluster: every item and page as the local run writes them.
+
+
+@pytest.fixture(scope="module")
+def microscope_inputs(tmp_path_factory):
+    """The tiny CNN with markup in its names and four images plus a junk file."""
+    from tests.microscope_helpers import hostile_model, image_folder
+
+    root = tmp_path_factory.mktemp("ray_microscope")
+    return hostile_model(root / "hostile.onnx"), image_folder(root / "images", count=4)
+
+
+MICROSCOPE_LAYERS = ["--layer", "stem.0", "--layer", "block1.1"]
+
+
+def _site(site) -> dict[str, bytes]:
+    """Every file of a site, its item store included."""
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+def _microscope(model, images, out, *extra):
+    from typer.testing import CliRunner
+
+    from onnxdream.cli import app
+    from tests.microscope_helpers import QUICK
+
+    args = ["microscope", str(model), "-o", str(out), "--images", str(images), *MICROSCOPE_LAYERS]
+    result = CliRunner().invoke(app, [*args, *QUICK, *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def local_site(microscope_inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local_site") / "site"
+    report = _microscope(*microscope_inputs, out)
+    return report, _site(out)
+
+
+def test_microscope_on_ray_writes_the_local_site_and_items_bit_for_bit(
+    cluster, microscope_inputs, local_site, tmp_path
+):
+    report, local_files = local_site
+    remote = _microscope(*microscope_inputs, tmp_path / "site", "--ray", cluster, "--workers", "2")
+    assert remote["items"] == report["items"] and remote["items"]["cached"] == 0
+    assert remote["images"] == 4 and remote["skipped_images"] == report["skipped_images"] != []
+    assert any(name.endswith(".visual.npz") for name in local_files)
+    assert _site(tmp_path / "site") == local_files
+
+
+def test_a_worker_killed_mid_microscope_still_gives_the_identical_site(
+    cluster, microscope_inputs, local_site, tmp_path
+):
+    from onnxdream.inputs.limits import MAX_PIXELS
+    from onnxdream.microscope import MicroscopeOptions, build_site
+
+    model, images = microscope_inputs
+    executor = RayExecutor(cluster, workers=2)
+    killed: list[int] = []
+
+    def kill_once(kind: str, count: int) -> None:
+        if kind == "visual" and count and not killed:
+            killed.append(executor.worker_pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    options = MicroscopeOptions(
+        channels=3,
+        batch=2,
+        steps=3,
+        size=32,
+        top_k=2,
+        image_batch=2,
+        dream_steps=2,
+        dream_octaves=1,
+        dream_size=32,
+        device="cpu",
+        max_pixels=MAX_PIXELS,
+    )  # QUICK's settings and the CLI's default --max-pixels
+    result = build_site(
+        str(model),
+        tmp_path / "site",
+        images=images,
+        layers=["stem.0", "block1.1"],
+        options=options,
+        executor=executor,
+        progress=kill_once,
+    )
+    assert killed and result.errors == []
+    assert _site(tmp_path / "site") == local_site[1]

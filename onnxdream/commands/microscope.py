@@ -12,12 +12,15 @@ import typer
 from onnxdream.commands.common import err_console, guarded, print_json, warn
 from onnxdream.commands.options import (
     DeviceOption,
+    GpusPerWorkerOption,
     JsonOption,
     MatchOption,
     MaxPixelsOption,
     ModelArgument,
     QuietOption,
+    RayOption,
     TrustPickleOption,
+    WorkersOption,
 )
 from onnxdream.inputs.limits import MAX_PIXELS
 
@@ -30,6 +33,8 @@ Examples:
   onnxdream microscope googlenet.onnx -o site/ --images photos/ --layer inception_4c --channels 32
 
   onnxdream microscope model.onnx -o site/ --images photos/ --json   # rerun: only what is missing
+
+  onnxdream microscope model.onnx -o site/ --images photos/ --ray auto --workers 8
 """
 
 
@@ -93,12 +98,18 @@ def microscope_command(
     quiet: QuietOption = False,
     json_out: JsonOption = False,
     trust_pickle: TrustPickleOption = False,
+    ray: RayOption = None,
+    workers: WorkersOption = None,
+    gpus: GpusPerWorkerOption = None,
 ) -> None:
     """Build a static, offline site of MODEL's layers: statistics, dreams and every channel's picture.
 
     The site opens from file:// with no server or network. Work is cached in SITE/.microscope:
-    a rerun (after Ctrl-C, or with more layers) computes only what is missing.
+    a rerun (after Ctrl-C, or with more layers) computes only what is missing. With --ray the
+    items run on a Ray cluster's workers (they read --images at the same paths); this process
+    writes every item and page.
     """
+    from onnxdream.executors.choose import open_executor
     from onnxdream.microscope import MicroscopeOptions, build_site
 
     options = MicroscopeOptions(
@@ -117,6 +128,7 @@ def microscope_command(
         device=device,
         max_pixels=max_pixels,
     )
+    executor = open_executor(ray, workers, gpus, device)
     with _progress(not quiet and err_console.is_terminal) as (on_total, advance):
         result = build_site(
             model,
@@ -126,6 +138,8 @@ def microscope_command(
             match=match or (),
             options=options,
             trust_pickle=trust_pickle,
+            # In-process, each phase gets an executor of its own (its models go before the next).
+            executor=None if ray is None else executor,
             progress=advance,
             on_total=on_total,
         )

@@ -242,6 +242,10 @@ def build_site(
 ) -> MicroscopeResult:
     """Build (or bring up to date) the microscope site of ``model`` in ``site``.
 
+    ``executor``: where the items run (default: in this process); workers elsewhere (Ray) get
+    the model as ONNX bytes and the driver's torch thread count, and read ``images`` at the
+    driver's paths. Either way this process writes every item and page.
+
     Raises:
         UnknownLayerError: a ``layers`` name or ``match`` glob that matches nothing.
         OnnxDreamError: no layer with a feature map, a model without an image input, an images
@@ -337,9 +341,10 @@ def build_site(
             dataset[(item.batch, name)] = reduced
 
     by_name = {layer.name: layer for layer in chosen}
+    shipped = _shipped_model(opened, executor)
     run(
         lambda _item: "dataset",
-        DatasetJob(source.path, size, options.device, options.max_pixels),
+        DatasetJob(source.path, size, options.device, options.max_pixels, shipped),
         dataset_items,
         save_dataset,
     )
@@ -349,7 +354,8 @@ def build_site(
     def save_mirror(item: VisualItem | DreamItem, value: dict) -> None:
         store.write_bytes(mirror_keys[item], _suffix(_mirror_kind(item)), _npz(value))
 
-    mirror_job = MirrorJob(source.path, settings, reference, options.device)
+    threads = None if shipped is None else _torch_threads()
+    mirror_job = MirrorJob(source.path, settings, reference, options.device, shipped, threads)
     run(_mirror_kind, mirror_job, visual_todo + dream_todo, save_mirror)
 
     stats = _layer_stats(chosen, image_batches, dataset, options.top_k, result)
@@ -373,6 +379,20 @@ def build_site(
     run(lambda _item: "page", PageJob(), [page for _, page in pages_todo], save_page)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _shipped_model(model: Model, executor: Executor | None) -> bytes | None:
+    """The model's ONNX bytes for workers elsewhere (they may not see the driver's files); else None."""
+    if executor is None or isinstance(executor, InProcessExecutor):
+        return None
+    return model.proto.SerializeToString()
+
+
+def _torch_threads() -> int:
+    """The driver's torch thread count, which workers use: same count, same float sums, same bits."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _mirror_kind(item: VisualItem | DreamItem) -> str:

@@ -52,20 +52,22 @@ class DatasetJob:
     every input dimension is symbolic: a model exported with batch 1 still takes a batch. A
     graph that cannot (a Reshape to a fixed batch inside the cut) is run one image at a time.
     The layers' activations never leave ONNX Runtime: only their (N, C) statistics do.
+    ``model_bytes``: the model itself, for workers that cannot read ``model_path``.
     """
 
     model_path: str
     size: tuple[int, int]
     device: str = "auto"
     max_pixels: int = 0
+    model_bytes: bytes | None = None
     _sessions: dict = field(default_factory=dict, repr=False)
 
     def setup(self) -> None:
         from onnxdream.inputs.feeds import input_spec
         from onnxdream.inputs.normalize import preprocess_for
-        from onnxdream.model import open_model
+        from onnxdream.microscope.job_model import open_job_model
 
-        self._model = open_model(self.model_path)
+        self._model = open_job_model(self.model_path, self.model_bytes)
         self._input = input_spec(self._model.proto).name
         self._preprocess = preprocess_for(self._model.proto)
 

@@ -46,6 +46,9 @@ def _pixels(image) -> np.ndarray:
 class MirrorJob:
     """Builds the torch mirror once per worker and turns items into uint8 pictures.
 
+    ``model_bytes`` (the model itself, for workers that cannot read ``model_path``) and ``threads``
+    (torch's thread count): see :func:`~onnxdream.microscope.job_model.open_job_model`.
+
     A layer the mirror cannot visualise or dream (no gradient, a size too small for it) gives
     an ``error`` result, kept like any other so that a rerun does not try again.
     """
@@ -54,11 +57,15 @@ class MirrorJob:
     settings: MirrorSettings
     reference: np.ndarray | None = None
     device: str = "auto"
+    model_bytes: bytes | None = None
+    threads: int | None = None
 
     def setup(self) -> None:
         from onnxdream.dream.source import open_dreamer
+        from onnxdream.microscope.job_model import open_job_model
 
-        self._dreamer = open_dreamer(self.model_path, self.device)
+        model = open_job_model(self.model_path, self.model_bytes, self.threads)
+        self._dreamer = open_dreamer(model, self.device)
         self._known = set(self._dreamer.layer_names())
 
     def run(self, item: VisualItem | DreamItem) -> dict:
