@@ -379,3 +379,52 @@ def test_jobs_and_items_pickle_for_remote_workers(inputs):
     for value in objects:
         copy = pickle.loads(pickle.dumps(value))
         assert type(copy) is type(value)
+
+
+class _PicklingExecutor:
+    """Runs items here, but as a remote worker gets them: the job, items and results pickled."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+
+    def map_unordered(self, job, items):
+        import pickle
+
+        self.jobs.append(job)
+        worker = pickle.loads(pickle.dumps(job))
+        worker.setup()
+        for item in items:
+            yield item, pickle.loads(pickle.dumps(worker.run(pickle.loads(pickle.dumps(item)))))
+
+    def close(self) -> None:
+        pass
+
+
+def test_remote_workers_get_the_model_bytes_and_threads_and_give_the_same_site(site, inputs, tmp_path):
+    """What ``--ray`` ships (tests/test_executors_ray.py runs it on a real cluster): the model as
+    ONNX bytes (workers may not see the driver's files) and torch's thread count (same sums)."""
+    from onnxdream.inputs.limits import MAX_PIXELS
+    from onnxdream.microscope import MicroscopeOptions, build_site
+    from onnxdream.microscope.mirror_items import MirrorJob
+
+    model, images = inputs
+    executor = _PicklingExecutor()
+    options = MicroscopeOptions(
+        channels=3,
+        batch=2,
+        steps=3,
+        size=32,
+        top_k=2,
+        image_batch=2,
+        dream_steps=2,
+        dream_octaves=1,
+        dream_size=32,
+        device="cpu",
+        max_pixels=MAX_PIXELS,
+    )  # QUICK's settings and the CLI's default --max-pixels
+    build_site(str(model), tmp_path / "site", images=images, options=options, executor=executor)
+    dataset_job, mirror_job = executor.jobs[:2]
+    assert isinstance(dataset_job, DatasetJob) and isinstance(mirror_job, MirrorJob)
+    assert dataset_job.model_bytes == mirror_job.model_bytes == model.read_bytes()
+    assert mirror_job.threads == torch.get_num_threads()
+    assert site_files(tmp_path / "site") == site_files(site[0])
