@@ -43,3 +43,21 @@ def test_ray_on_a_single_image_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "--ray runs a folder of images or a video" in " ".join(result.output.split())
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workers", "2"], "--workers runs on a Ray cluster: give --ray ADDRESS too"),
+        (["--gpus-per-worker", "1"], "--gpus-per-worker runs on a Ray cluster: give --ray ADDRESS too"),
+        (["--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: no Ray cluster answers there"),
+    ],
+    ids=["workers", "gpus", "no-cluster"],
+)
+def test_microscope_refuses_a_misused_cluster_flag_before_writing_anything(tmp_path, extra, message):
+    if extra[0] == "--ray":
+        pytest.importorskip("ray")
+    result = runner.invoke(app, ["microscope", "zoo:efficientnet-lite0", "-o", str(tmp_path / "s"), *extra])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "s").exists()
