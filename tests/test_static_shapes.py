@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxdream.dream import open_dreamer
 from onnxdream.dream.engine import Dreamer
 from onnxdream.dream.octaves import octave_sizes
+from tests.layout_models import stride_two_skip, tf2onnx_like
 from tests.realworld_helpers import fpn_model
 
 SIDES = [(97, 131), (128, 128), (129, 129), (224, 224), (35, 50)]
@@ -125,6 +126,8 @@ def same_padding_merge() -> onnx.ModelProto:
         (strided_chain, "avg", 1, len(SIDES)),
         (same_padding_merge, "merge", 2, 2),  # odd sides: inference cannot be sure, the mirror runs
         (fpn_model, "neck.out", 8, 2),
+        (tf2onnx_like, "model/block_2_expand_relu", 1, len(SIDES)),  # NHWC: activations kept NHWC
+        (stride_two_skip, "model/skip", 2, 2),  # NHWC input, even sides only
     ],
 )
 def test_synthetic_sizes_match_probing(make, layer: str, multiple: int, answered: int) -> None:
