@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import onnx
 
 from onnxdream.graph import GraphIndex, subgraphs
 from onnxdream.layout import NCHW, NHWC, TO_NCHW, in_layout
-from onnxdream.shapes import _FOLD_LIMIT, _fold_small_constants
+from onnxdream.shapes import fold_small_constants, weightless_tensor
 
 Shape = tuple[int, ...]
 
@@ -79,14 +78,14 @@ class StaticShapes:
             "static_shapes",
             [onnx.ValueInfoProto(name=self.input_name, type=data_inputs[0].type)],
             [onnx.helper.make_empty_tensor_value_info(t) for t in targets],
-            [_weightless_tensor(t) for t in graph.initializer if t.name in read],
+            [weightless_tensor(t) for t in graph.initializer if t.name in read],
         )
         model = onnx.helper.make_model(
             sub, opset_imports=self.model.opset_import, ir_version=self.model.ir_version
         )
         model.functions.extend(self.model.functions)
         model.ir_version = max(model.ir_version, 4)
-        skeleton = _fold_small_constants(model)
+        skeleton = fold_small_constants(model)
         produced = {x for n in skeleton.graph.node for x in n.output if x}
         used = {x for n in skeleton.graph.node for x in n.input if x}
         check = (produced & used) | set(targets)
@@ -126,11 +125,3 @@ class StaticShapes:
         if len(shape) == 4 and self.layouts.get(tensor) == NHWC:
             return tuple(shape[i] for i in TO_NCHW)
         return shape
-
-
-def _weightless_tensor(tensor: onnx.TensorProto) -> onnx.TensorProto:
-    """``tensor`` itself when small (inference may need its values), else its type and dims only
-    (no weight is copied: vgg19's are 550 MB)."""
-    if np.prod(tensor.dims) <= _FOLD_LIMIT:
-        return tensor
-    return onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
