@@ -64,11 +64,11 @@ def input_dims(value: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in found.shape)
 
 
-_FOLD_LIMIT = 65536
+FOLD_LIMIT = 65536
 """Only small constant subgraphs (shape arithmetic, pads) are folded before inference."""
 
 
-def _fold_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+def fold_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """Copy of ``model`` whose small constant computations are initializers.
 
     The legacy torch exporter computes pads through Shape/Slice/Transpose chains that shape
@@ -84,7 +84,7 @@ def _fold_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
         inputs = [x for x in node.input if x]
         if node.op_type in ("If", "Loop", "Scan") or not index.is_constant(i):
             continue
-        if all(x in produced or sizes.get(x, _FOLD_LIMIT + 1) <= _FOLD_LIMIT for x in inputs):
+        if all(x in produced or sizes.get(x, FOLD_LIMIT + 1) <= FOLD_LIMIT for x in inputs):
             foldable.append(node)
             produced.update(x for x in node.output if x)
     if not foldable:
@@ -111,7 +111,7 @@ def _fold_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _weightless(model: onnx.ModelProto) -> onnx.ModelProto:
-    """What shape inference reads, with initializers past :data:`_FOLD_LIMIT` elements kept as
+    """What shape inference reads, with initializers past :data:`FOLD_LIMIT` elements kept as
     type and dims only.
 
     Inference needs the values of small constants (shapes, axes, pads), never those of weights;
@@ -124,12 +124,16 @@ def _weightless(model: onnx.ModelProto) -> onnx.ModelProto:
     graph.name = model.graph.name
     for field in ("node", "input", "output", "value_info", "sparse_initializer"):
         getattr(graph, field).extend(getattr(model.graph, field))
-    for tensor in model.graph.initializer:
-        if np.prod(tensor.dims) <= _FOLD_LIMIT:
-            graph.initializer.append(tensor)
-        else:
-            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+    graph.initializer.extend(weightless_tensor(tensor) for tensor in model.graph.initializer)
     return skeleton
+
+
+def weightless_tensor(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    """``tensor`` itself up to :data:`FOLD_LIMIT` elements (inference may need its values), else
+    its name, type and dims only."""
+    if np.prod(tensor.dims) <= FOLD_LIMIT:
+        return tensor
+    return onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
 
 
 def infer_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -139,7 +143,7 @@ def infer_model(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     skeleton = _weightless(model)
     if skeleton.ByteSize() < PROTO_LIMIT:
-        return onnx.shape_inference.infer_shapes(_fold_small_constants(skeleton), data_prop=True)
+        return onnx.shape_inference.infer_shapes(fold_small_constants(skeleton), data_prop=True)
     with tempfile.TemporaryDirectory() as folder:
         source = save_model(model, Path(folder) / "model.onnx", external_data=True)
         target = os.path.join(folder, "inferred.onnx")

@@ -19,6 +19,7 @@ from onnxdream.dream.octaves import minimum_size, octave_sizes, pad_to_multiple,
 from onnxdream.dream.optim import Optimizer, check_optimizer, take_step
 from onnxdream.dream.param import ImageParam, check_param
 from onnxdream.dream.progress import ProgressBar
+from onnxdream.dream.static_shapes import StaticShapes
 from onnxdream.dream.step import GRAD_NORMS
 from onnxdream.dream.tiling import Gradient, compute_gradient, objective_value
 from onnxdream.dream.transforms import Transforms
@@ -127,7 +128,11 @@ CheckerFactory = Callable[[list[str]], ForwardChecker]
 
 
 class Dreamer:
-    """Dreams with one network; per-layer-set state (checker, minimum size) is built once and reused."""
+    """Dreams with one network; per-layer-set state (checker, minimum size) is built once and reused.
+
+    ``static`` (ONNX models) reads activation shapes off the graph, so the size probes run the
+    network only at sizes where shape inference cannot be sure.
+    """
 
     def __init__(
         self,
@@ -135,8 +140,10 @@ class Dreamer:
         preprocess: Preprocess,
         device: torch.device,
         checker_factory: CheckerFactory | None = None,
+        static: StaticShapes | None = None,
     ) -> None:
         self.net = net
+        self.static = static
         self.preprocess = preprocess
         self.device = device
         self.checker_factory = checker_factory
@@ -173,6 +180,8 @@ class Dreamer:
 
             @torch.no_grad()
             def probe(height: int, width: int) -> None:
+                if self.static is not None and self.static.shapes(layers, height, width) is not None:
+                    return
                 x = torch.zeros(1, 3, height, width, device=self.device)
                 self.net(self.preprocess.to_model(x), list(layers))
 
@@ -186,6 +195,11 @@ class Dreamer:
 
             @torch.no_grad()
             def probe(side: int) -> list[tuple[int, ...]]:
+                if self.static is not None:
+                    padded = -(-side // self.multiple(layers)) * self.multiple(layers)
+                    shapes = self.static.shapes(layers, padded, padded)
+                    if shapes is not None:
+                        return shapes
                 acts, _ = self._forward(torch.zeros(1, 3, side, side, device=self.device), list(layers))
                 return [tuple(t.shape) for v in acts.values() for t in ([v] if torch.is_tensor(v) else v)]
 

@@ -13,6 +13,7 @@ from torch import nn
 from onnxdream.dream.activations import Activation, ActivationModel, TorchActivations, as_tensors
 from onnxdream.dream.checks import ForwardChecker
 from onnxdream.dream.engine import Dreamer
+from onnxdream.dream.static_shapes import StaticShapes
 from onnxdream.errors import OnnxDreamError, OptionError
 from onnxdream.graph import GraphIndex
 from onnxdream.inputs.normalize import preprocess_for
@@ -212,4 +213,7 @@ def open_dreamer(
             layouts=layouts,
         )
 
-    return Dreamer(fast(MirrorActivations(mirror, index, layouts)), preprocess, target, checker)
+    from onnxdream.inputs.feeds import input_spec
+
+    static = StaticShapes(opened.proto, index, input_spec(opened.proto).name, found, layouts)
+    return Dreamer(fast(MirrorActivations(mirror, index, layouts)), preprocess, target, checker, static)
