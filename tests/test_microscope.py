@@ -164,11 +164,16 @@ def test_activations_of_a_requested_layer_reuse_its_reductions():
                 helper.make_node("Clip", [node.input[0], low.name, high.name], node.output, name=node.name)
             )
     nodes = {n.name: n for n in model.graph.node}
+    bias = next(t for t in model.graph.initializer if t.name == nodes["stem.0"].input[2])
+    dead = numpy_helper.to_array(bias).copy()
+    dead[0] = -100.0  # stem.1 (Relu) is 0 everywhere on channel 0: its peak is the first position
+    bias.CopyFrom(numpy_helper.from_array(dead, bias.name))
     names = ["stem.0", "stem.1", "block1.0", "block1.1", "block2.0", "block2.1"]
     tensors = [nodes[n].output[0] for n in names]
     stats = statistics_model(model, tensors)
     shared = {n.output[0] for n in stats.graph.node if n.op_type == "Identity"}
     assert shared == {output_name(1, "active"), output_name(3, "active")}
+    assert sum(n.op_type == "TopK" for n in stats.graph.node) == 5, "the Relu's peak comes from its input's"
     torch.manual_seed(0)
     feed = {"input": torch.randn(3, 3, 32, 32).numpy()}
     got = make_session(stats, "cpu", "all").run(feed)
@@ -181,6 +186,8 @@ def test_activations_of_a_requested_layer_reuse_its_reductions():
             )
         assert got[output_name(k, "argmax")].tolist() == want["argmax"].tolist(), names[k]
     assert (activations[tensors[3]] == 0.05).sum() > 1, "the saturating Clip should tie at its upper bound"
+    assert got[output_name(1, "argmax")][:, 0].tolist() == [0, 0, 0]
+    assert got[output_name(0, "argmax")][:, 0].tolist() != [0, 0, 0]
 
 
 def test_tree_nests_scopes_and_slugs_are_safe():

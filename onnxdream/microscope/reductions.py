@@ -5,7 +5,8 @@ feature maps (no copy of every activation out of the runtime, reductions in its 
 A layer that is a Relu, or a Clip that keeps the sign (lower bound <= 0 < upper bound), of
 another requested layer reads its max, min and fraction > 0 off that layer's statistics: a
 non-decreasing function commutes with max and min, and keeps exactly the positives positive. Only
-its mean and peak position are reduced again (about half the reduction passes on such pairs).
+its mean and peak position are reduced again (about half the reduction passes on such pairs);
+a Relu's peak position is its source's too, unless nothing is positive (only its mean is reduced).
 
 Per layer ``k`` the outputs are ``onnxdream.microscope/k/<stat>`` for every stat of
 :data:`~onnxdream.microscope.stats.REDUCTIONS`, and ``onnxdream.microscope/k/shape``.
@@ -109,7 +110,7 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
     cut = cut_model(model, list(tensors))
     opset = next((o.version for o in cut.opset_import if o.domain in ("", "ai.onnx")), 1)
     shape, zero, axes = f"{PREFIX}/flat_shape", f"{PREFIX}/zero", f"{PREFIX}/axes"
-    one = f"{PREFIX}/one"
+    one, first = f"{PREFIX}/one", f"{PREFIX}/first"
     nodes = [
         _constant(shape, np.array([0, 0, -1], dtype=np.int64)),
         _constant(zero, np.array(0, dtype=np.float32)),
@@ -119,21 +120,35 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
         nodes.append(_constant(axes, np.array([2], dtype=np.int64)))
     outputs = []
     shared = _sign_keeping_sources(cut.graph, tensors)
+    if any(node.op_type == "Relu" for _, node in shared.values()):
+        nodes.append(_constant(first, np.array(0, dtype=np.int64)))
     for k, tensor in enumerate(tensors):
         flat, peak, where, positive, as_float = (
             f"{PREFIX}/{k}/{part}" for part in ("flat", "peak", "where", "positive", "positive_float")
         )
+        j, activation = shared.get(k, (None, None))
         nodes += [
             helper.make_node("Reshape", [tensor, shape], [flat]),
-            # TopK with k = 1 finds the peak and its position in one pass (ReduceMax + ArgMax take two,
-            # and ONNX Runtime's ArgMax is the slower); ties go to the first position, as ArgMax's would.
-            _peak(flat, peak, where, opset, one),
-            _squeeze(where, output_name(k, "argmax"), opset, axes),
             _reduce("ReduceMean", flat, output_name(k, "mean"), opset, axes),
             helper.make_node("Shape", [tensor], [output_name(k, "shape")]),
         ]
-        if k in shared:
-            j, activation = shared[k]
+        if activation is not None and activation.op_type == "Relu" and opset >= 9:
+            # Relu is strictly increasing where it is positive: its peak is where its input peaks,
+            # unless nothing is positive (then every position ties at 0 and the first one counts).
+            nodes += [
+                helper.make_node("Greater", [output_name(j, "max"), zero], [positive]),
+                helper.make_node(
+                    "Where", [positive, output_name(j, "argmax"), first], [output_name(k, "argmax")]
+                ),
+            ]
+        else:
+            nodes += [
+                # TopK with k = 1 finds the peak and its position in one pass (ReduceMax + ArgMax take
+                # two, and ONNX Runtime's ArgMax is slower); ties go to the first position, as ArgMax's.
+                _peak(flat, peak, where, opset, one),
+                _squeeze(where, output_name(k, "argmax"), opset, axes),
+            ]
+        if activation is not None:
             bounds, attributes = list(activation.input[1:]), list(activation.attribute)
             for stat in ("max", "min"):
                 derived = helper.make_node(
