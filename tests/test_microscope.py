@@ -142,6 +142,54 @@ def test_dataset_pass_matches_onnxruntime_on_each_image(inputs, tmp_path):
     assert result["layers"][name]["map_size"].tolist() == [8, 8]
 
 
+def test_activations_of_a_requested_layer_reuse_its_reductions():
+    """A Relu, or a Clip that keeps the sign, of another requested layer takes max, min and fraction
+    > 0 from that layer's statistics; every statistic still equals numpy's on the activations."""
+    from onnx import helper, numpy_helper
+
+    from onnxdream.microscope.reductions import output_name, statistics_model
+    from onnxdream.runtime import make_session
+    from onnxdream.surgery import cut_model
+
+    model = tiny_onnx()
+    bounds = {"block1.1": (-0.5, 0.05), "block2.1": (0.02, 6.0)}  # saturating (shared), lower bound > 0 (not)
+    for node in model.graph.node:
+        if node.name in bounds:
+            low, high = (
+                numpy_helper.from_array(np.array(v, np.float32), f"{node.name}/{k}")
+                for k, v in zip("lh", bounds[node.name], strict=True)
+            )
+            model.graph.initializer.extend([low, high])
+            node.CopyFrom(
+                helper.make_node("Clip", [node.input[0], low.name, high.name], node.output, name=node.name)
+            )
+    nodes = {n.name: n for n in model.graph.node}
+    bias = next(t for t in model.graph.initializer if t.name == nodes["stem.0"].input[2])
+    dead = numpy_helper.to_array(bias).copy()
+    dead[0] = -100.0  # stem.1 (Relu) is 0 everywhere on channel 0: its peak is the first position
+    bias.CopyFrom(numpy_helper.from_array(dead, bias.name))
+    names = ["stem.0", "stem.1", "block1.0", "block1.1", "block2.0", "block2.1"]
+    tensors = [nodes[n].output[0] for n in names]
+    stats = statistics_model(model, tensors)
+    shared = {n.output[0] for n in stats.graph.node if n.op_type == "Identity"}
+    assert shared == {output_name(1, "active"), output_name(3, "active")}
+    assert sum(n.op_type == "TopK" for n in stats.graph.node) == 5, "the Relu's peak comes from its input's"
+    torch.manual_seed(0)
+    feed = {"input": torch.randn(3, 3, 32, 32).numpy()}
+    got = make_session(stats, "cpu", "all").run(feed)
+    activations = make_session(cut_model(model, tensors), "cpu", "none").run(feed, tensors)
+    for k, tensor in enumerate(tensors):
+        want = reduce_batch(activations[tensor])
+        for key in ("max", "mean", "active", "min"):
+            np.testing.assert_allclose(
+                got[output_name(k, key)], want[key], rtol=1e-5, atol=1e-6, err_msg=f"{names[k]} {key}"
+            )
+        assert got[output_name(k, "argmax")].tolist() == want["argmax"].tolist(), names[k]
+    assert (activations[tensors[3]] == 0.05).sum() > 1, "the saturating Clip should tie at its upper bound"
+    assert got[output_name(1, "argmax")][:, 0].tolist() == [0, 0, 0]
+    assert got[output_name(0, "argmax")][:, 0].tolist() != [0, 0, 0]
+
+
 def test_tree_nests_scopes_and_slugs_are_safe():
     model = open_model(tiny_onnx())
     layers, _ = plan_layers(model, "input")

@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=224)
     parser.add_argument("--few", default="_blocks.[25]._project_conv", help="Glob of the few-layers case.")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("visualise", "dataset"), help="Run one of the two benchmarks.")
     args = parser.parse_args()
 
     import onnx
@@ -127,12 +128,18 @@ def main() -> None:
         paths = _images(Path(tmp), args.images, args.side)
 
         rows = []
-        batched, single = bench_visualize(model_path, args)
-        rows.append(
-            (f"visualise {args.channels} channels of {args.layer} ({args.size}px, {args.steps} steps)",
-             "channels/min", batched, single, "batched / one at a time", 3.0)
-        )  # fmt: skip
-        for label, layers in ((f"all {len(every)} feature-map layers", every), (f"{len(few)} layers", few)):
+        if args.only != "dataset":
+            batched, single = bench_visualize(model_path, args)
+            rows.append(
+                (f"visualise {args.channels} channels of {args.layer} ({args.size}px, {args.steps} steps)",
+                 "channels/min", batched, single, "batched / one at a time", 3.0)
+            )  # fmt: skip
+        cases = (
+            ()
+            if args.only == "visualise"
+            else ((f"all {len(every)} feature-map layers", every), (f"{len(few)} layers", few))
+        )
+        for label, layers in cases:
             ours, plain = bench_dataset(model_path, paths, layers, args)
             rows.append(
                 (f"dataset pass, {label}, {args.images} images, batch {args.image_batch}",

@@ -2,6 +2,12 @@
 layer's activation feeds reduction nodes, so ONNX Runtime returns (N, C) arrays instead of whole
 feature maps (no copy of every activation out of the runtime, reductions in its own kernels).
 
+A layer that is a Relu, or a Clip that keeps the sign (lower bound <= 0 < upper bound), of
+another requested layer reads its max, min and fraction > 0 off that layer's statistics: a
+non-decreasing function commutes with max and min, and keeps exactly the positives positive. Only
+its mean and peak position are reduced again (about half the reduction passes on such pairs);
+a Relu's peak position is its source's too, unless nothing is positive (only its mean is reduced).
+
 Per layer ``k`` the outputs are ``onnxdream.microscope/k/<stat>`` for every stat of
 :data:`~onnxdream.microscope.stats.REDUCTIONS`, and ``onnxdream.microscope/k/shape``.
 """
@@ -50,6 +56,51 @@ def _peak(source: str, values: str, positions: str, opset: int, one: str) -> onn
     return helper.make_node("TopK", [source], [values, positions], axis=2, k=1)
 
 
+def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers and Constant-node outputs of ``graph`` by name."""
+    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            found[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return found
+
+
+def _clip_bounds(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> tuple[float, float] | None:
+    """A Clip's (lower, upper) bounds when they are known constants (attributes before opset 11)."""
+    if node.input[1:] or not node.attribute:
+        bounds = [-np.inf, np.inf]
+        for i, name in enumerate(node.input[1:3]):
+            if name:
+                if name not in constants or constants[name].size != 1:
+                    return None
+                bounds[i] = float(constants[name].reshape(()))
+        return bounds[0], bounds[1]
+    attrs = {a.name: a.f for a in node.attribute}
+    return attrs.get("min", -np.inf), attrs.get("max", np.inf)
+
+
+def _sign_keeping_sources(
+    graph: onnx.GraphProto, tensors: Sequence[str]
+) -> dict[int, tuple[int, onnx.NodeProto]]:
+    """Layer ``k`` -> (layer ``j``, node) where layer k is ``node`` (Relu, or a Clip with lower bound
+    <= 0 < upper bound) applied to layer j: k's max, min and fraction > 0 follow from j's."""
+    position = {tensor: k for k, tensor in enumerate(tensors)}
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = _constants(graph)
+    sources = {}
+    for k, tensor in enumerate(tensors):
+        node = producers.get(tensor)
+        if node is None or node.op_type not in ("Relu", "Clip") or node.input[0] not in position:
+            continue
+        j = position[node.input[0]]
+        if node.op_type == "Clip":
+            bounds = _clip_bounds(node, constants)
+            if bounds is None or not bounds[0] <= 0 < bounds[1]:
+                continue
+        sources[k] = (j, node)
+    return sources
+
+
 def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
     """``model`` cut after ``tensors``, whose outputs are their per-image, per-channel statistics.
 
@@ -59,7 +110,7 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
     cut = cut_model(model, list(tensors))
     opset = next((o.version for o in cut.opset_import if o.domain in ("", "ai.onnx")), 1)
     shape, zero, axes = f"{PREFIX}/flat_shape", f"{PREFIX}/zero", f"{PREFIX}/axes"
-    one = f"{PREFIX}/one"
+    one, first = f"{PREFIX}/one", f"{PREFIX}/first"
     nodes = [
         _constant(shape, np.array([0, 0, -1], dtype=np.int64)),
         _constant(zero, np.array(0, dtype=np.float32)),
@@ -68,24 +119,52 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
     if opset >= 13:
         nodes.append(_constant(axes, np.array([2], dtype=np.int64)))
     outputs = []
+    shared = _sign_keeping_sources(cut.graph, tensors)
+    if any(node.op_type == "Relu" for _, node in shared.values()):
+        nodes.append(_constant(first, np.array(0, dtype=np.int64)))
     for k, tensor in enumerate(tensors):
         flat, peak, where, positive, as_float = (
             f"{PREFIX}/{k}/{part}" for part in ("flat", "peak", "where", "positive", "positive_float")
         )
+        j, activation = shared.get(k, (None, None))
         nodes += [
             helper.make_node("Reshape", [tensor, shape], [flat]),
-            # TopK with k = 1 finds the peak and its position in one pass (ReduceMax + ArgMax take two);
-            # ties go to the first position, as ArgMax's would.
-            _peak(flat, peak, where, opset, one),
-            _squeeze(peak, output_name(k, "max"), opset, axes),
-            _squeeze(where, output_name(k, "argmax"), opset, axes),
             _reduce("ReduceMean", flat, output_name(k, "mean"), opset, axes),
-            helper.make_node("Greater", [flat, zero], [positive]),
-            helper.make_node("Cast", [positive], [as_float], to=TensorProto.FLOAT),
-            _reduce("ReduceMean", as_float, output_name(k, "active"), opset, axes),
-            _reduce("ReduceMin", flat, output_name(k, "min"), opset, axes),
             helper.make_node("Shape", [tensor], [output_name(k, "shape")]),
         ]
+        if activation is not None and activation.op_type == "Relu" and opset >= 9:
+            # Relu is strictly increasing where it is positive: its peak is where its input peaks,
+            # unless nothing is positive (then every position ties at 0 and the first one counts).
+            nodes += [
+                helper.make_node("Greater", [output_name(j, "max"), zero], [positive]),
+                helper.make_node(
+                    "Where", [positive, output_name(j, "argmax"), first], [output_name(k, "argmax")]
+                ),
+            ]
+        else:
+            nodes += [
+                # TopK with k = 1 finds the peak and its position in one pass (ReduceMax + ArgMax take
+                # two, and ONNX Runtime's ArgMax is slower); ties go to the first position, as ArgMax's.
+                _peak(flat, peak, where, opset, one),
+                _squeeze(where, output_name(k, "argmax"), opset, axes),
+            ]
+        if activation is not None:
+            bounds, attributes = list(activation.input[1:]), list(activation.attribute)
+            for stat in ("max", "min"):
+                derived = helper.make_node(
+                    activation.op_type, [output_name(j, stat), *bounds], [output_name(k, stat)]
+                )
+                derived.attribute.extend(attributes)
+                nodes.append(derived)
+            nodes.append(helper.make_node("Identity", [output_name(j, "active")], [output_name(k, "active")]))
+        else:
+            nodes += [
+                _squeeze(peak, output_name(k, "max"), opset, axes),
+                helper.make_node("Greater", [flat, zero], [positive]),
+                helper.make_node("Cast", [positive], [as_float], to=TensorProto.FLOAT),
+                _reduce("ReduceMean", as_float, output_name(k, "active"), opset, axes),
+                _reduce("ReduceMin", flat, output_name(k, "min"), opset, axes),
+            ]
         for stat in ("max", "mean", "active", "min"):
             outputs.append(helper.make_tensor_value_info(output_name(k, stat), TensorProto.FLOAT, None))
         outputs.append(helper.make_tensor_value_info(output_name(k, "argmax"), TensorProto.INT64, None))
