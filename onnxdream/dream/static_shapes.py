@@ -59,8 +59,12 @@ class StaticShapes:
             return self._skeletons[layers]
         index = self.index
         targets = [t for name in layers for t in index.resolve(name).outputs]
-        nodes = sorted(index.upstream(targets), key=index.position.__getitem__)
-        found = None if any(subgraphs(index.nodes[i]) for i in nodes) else self._build(targets, nodes)
+        nodes = list(index.upstream(targets))
+        if any(i not in index.position for i in nodes) or any(subgraphs(index.nodes[i]) for i in nodes):
+            # A cycle (no topological order) or a nested graph: probing runs it and says what is wrong.
+            found = None
+        else:
+            found = self._build(targets, sorted(nodes, key=index.position.__getitem__))
         self._skeletons[layers] = found
         return found
 
