@@ -24,6 +24,26 @@ QUICK = [
 """CLI settings that keep a tiny site to seconds."""
 
 
+def quick_options():
+    """:data:`QUICK` as Python API options, with the CLI's default ``--max-pixels``."""
+    from onnxdream.inputs.limits import MAX_PIXELS
+    from onnxdream.microscope import MicroscopeOptions
+
+    return MicroscopeOptions(
+        channels=3,
+        batch=2,
+        steps=3,
+        size=32,
+        top_k=2,
+        image_batch=2,
+        dream_steps=2,
+        dream_octaves=1,
+        dream_size=32,
+        device="cpu",
+        max_pixels=MAX_PIXELS,
+    )
+
+
 def image_folder(folder: Path, count: int = 5, size: tuple[int, int] = (48, 64), junk: bool = True) -> Path:
     """``count`` seeded pattern images (PNG and JPEG) and, with ``junk``, a file that is no image."""
     folder.mkdir(parents=True, exist_ok=True)

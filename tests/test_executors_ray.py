@@ -250,8 +250,8 @@ def test_microscope_on_ray_writes_the_local_site_and_items_bit_for_bit(
 def test_a_worker_killed_mid_microscope_still_gives_the_identical_site(
     cluster, microscope_inputs, local_site, tmp_path
 ):
-    from onnxdream.inputs.limits import MAX_PIXELS
-    from onnxdream.microscope import MicroscopeOptions, build_site
+    from onnxdream.microscope import build_site
+    from tests.microscope_helpers import quick_options
 
     model, images = microscope_inputs
     executor = RayExecutor(cluster, workers=2)
@@ -262,19 +262,7 @@ def test_a_worker_killed_mid_microscope_still_gives_the_identical_site(
             killed.append(executor.worker_pids()[0])
             os.kill(killed[0], signal.SIGKILL)
 
-    options = MicroscopeOptions(
-        channels=3,
-        batch=2,
-        steps=3,
-        size=32,
-        top_k=2,
-        image_batch=2,
-        dream_steps=2,
-        dream_octaves=1,
-        dream_size=32,
-        device="cpu",
-        max_pixels=MAX_PIXELS,
-    )  # QUICK's settings and the CLI's default --max-pixels
+    options = quick_options()
     result = build_site(
         str(model),
         tmp_path / "site",

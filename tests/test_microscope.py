@@ -28,7 +28,7 @@ from onnxdream.microscope.stats import REDUCTIONS, summarize
 from onnxdream.model import open_model
 from tests.browser_helpers import browser_available, offline_page
 from tests.dream_helpers import tiny_cnn, tiny_onnx
-from tests.microscope_helpers import HOSTILE, QUICK, hostile_model, image_folder
+from tests.microscope_helpers import HOSTILE, QUICK, hostile_model, image_folder, quick_options
 
 runner = CliRunner()
 
@@ -451,25 +451,12 @@ class _PicklingExecutor:
 def test_remote_workers_get_the_model_bytes_and_threads_and_give_the_same_site(site, inputs, tmp_path):
     """What ``--ray`` ships (tests/test_executors_ray.py runs it on a real cluster): the model as
     ONNX bytes (workers may not see the driver's files) and torch's thread count (same sums)."""
-    from onnxdream.inputs.limits import MAX_PIXELS
-    from onnxdream.microscope import MicroscopeOptions, build_site
+    from onnxdream.microscope import build_site
     from onnxdream.microscope.mirror_items import MirrorJob
 
     model, images = inputs
     executor = _PicklingExecutor()
-    options = MicroscopeOptions(
-        channels=3,
-        batch=2,
-        steps=3,
-        size=32,
-        top_k=2,
-        image_batch=2,
-        dream_steps=2,
-        dream_octaves=1,
-        dream_size=32,
-        device="cpu",
-        max_pixels=MAX_PIXELS,
-    )  # QUICK's settings and the CLI's default --max-pixels
+    options = quick_options()
     build_site(str(model), tmp_path / "site", images=images, options=options, executor=executor)
     dataset_job, mirror_job = executor.jobs[:2]
     assert isinstance(dataset_job, DatasetJob) and isinstance(mirror_job, MirrorJob)
