@@ -41,7 +41,6 @@ def reduce_batch(activations: np.ndarray) -> dict[str, np.ndarray]:
         "argmax": flat.argmax(axis=2),
         "mean": flat.mean(axis=2),
         "active": (flat > 0).mean(axis=2),
-        "min": flat.min(axis=2),
     }
     assert set(reduced) == set(REDUCTIONS)
     return reduced
@@ -98,13 +97,15 @@ def test_receptive_field_is_the_support_of_the_gradient():
 
 def test_reduce_and_summarize_match_numpy():
     rng = np.random.default_rng(0)
-    acts = rng.normal(size=(5, 3, 4, 6)).astype(np.float32)
+    acts = rng.normal(size=(5, 5, 4, 6)).astype(np.float32)
     acts[:, 1] = -1.0  # never positive: dead
+    acts[:, 2] = 0.7  # the same positive value everywhere: dead
+    acts[:, 3] = np.arange(5, dtype=np.float32)[:, None, None] + 0.1  # constant per image only: alive
     acts[2, 0, 3, 4] = 50.0  # image 2 is channel 0's strongest, at (3, 4)
     parts = [reduce_batch(acts[:2]), reduce_batch(acts[2:])]
     stats = summarize(parts, width=6, top_k=2)
     assert stats.images == 5
-    assert stats.dead == [1]
+    assert stats.dead == [1, 2]
     assert stats.mean == pytest.approx(float(acts.mean()), rel=1e-6)
     assert stats.sparsity == pytest.approx(float((acts <= 0).mean()), rel=1e-6)
     assert stats.channel_max == pytest.approx(acts.max(axis=(0, 2, 3)).tolist())
@@ -136,15 +137,16 @@ def test_dataset_pass_matches_onnxruntime_on_each_image(inputs, tmp_path):
         pixels = torch.from_numpy(prepare_image(path, (32, 32), 0)).permute(2, 0, 1)[None]
         feed = preprocess.to_model(pixels).numpy()
         alone = reduce_batch(session.run({"input": feed}, [tensor])[tensor])
-        for key in ("max", "mean", "active", "min"):
+        for key in ("max", "mean", "active"):
             np.testing.assert_allclose(result["layers"][name][key][k], alone[key][0], rtol=1e-4, atol=1e-5)
         assert result["layers"][name]["argmax"][k].tolist() == alone["argmax"][0].tolist()
     assert result["layers"][name]["map_size"].tolist() == [8, 8]
 
 
 def test_activations_of_a_requested_layer_reuse_its_reductions():
-    """A Relu, or a Clip that keeps the sign, of another requested layer takes max, min and fraction
-    > 0 from that layer's statistics; every statistic still equals numpy's on the activations."""
+    """A Relu, or a Clip that keeps the sign, of another requested layer takes max, peak position
+    and fraction > 0 from that layer's statistics; every statistic still equals numpy's on the
+    activations, and where a saturating Clip ties, its position is still one of its peaks."""
     from onnx import helper, numpy_helper
 
     from onnxdream.microscope.reductions import output_name, statistics_model
@@ -173,19 +175,26 @@ def test_activations_of_a_requested_layer_reuse_its_reductions():
     stats = statistics_model(model, tensors)
     shared = {n.output[0] for n in stats.graph.node if n.op_type == "Identity"}
     assert shared == {output_name(1, "active"), output_name(3, "active")}
-    assert sum(n.op_type == "TopK" for n in stats.graph.node) == 5, "the Relu's peak comes from its input's"
+    assert sum(n.op_type == "TopK" for n in stats.graph.node) == 4, "shared peaks come from their inputs'"
     torch.manual_seed(0)
     feed = {"input": torch.randn(3, 3, 32, 32).numpy()}
     got = make_session(stats, "cpu", "all").run(feed)
     activations = make_session(cut_model(model, tensors), "cpu", "none").run(feed, tensors)
     for k, tensor in enumerate(tensors):
         want = reduce_batch(activations[tensor])
-        for key in ("max", "mean", "active", "min"):
+        for key in ("max", "mean", "active"):
             np.testing.assert_allclose(
                 got[output_name(k, key)], want[key], rtol=1e-5, atol=1e-6, err_msg=f"{names[k]} {key}"
             )
-        assert got[output_name(k, "argmax")].tolist() == want["argmax"].tolist(), names[k]
-    assert (activations[tensors[3]] == 0.05).sum() > 1, "the saturating Clip should tie at its upper bound"
+        flat = activations[tensor].reshape(*want["max"].shape, -1)
+        at_peak = np.take_along_axis(flat, got[output_name(k, "argmax")][..., None], axis=2)[..., 0]
+        assert (at_peak == want["max"]).all(), f"{names[k]}: the position is not a peak"
+        if k != 3:
+            assert got[output_name(k, "argmax")].tolist() == want["argmax"].tolist(), names[k]
+    saturated = (activations[tensors[3]] == 0.05).reshape(3, 4, -1).sum(axis=2)
+    assert (saturated > 1).any(), "the saturating Clip should tie at its upper bound"
+    # Among the tied positions, the saturating Clip's peak is its input's: the strongest input.
+    assert got[output_name(3, "argmax")].tolist() == got[output_name(2, "argmax")].tolist()
     assert got[output_name(1, "argmax")][:, 0].tolist() == [0, 0, 0]
     assert got[output_name(0, "argmax")][:, 0].tolist() != [0, 0, 0]
 

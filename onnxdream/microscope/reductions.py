@@ -3,10 +3,12 @@ layer's activation feeds reduction nodes, so ONNX Runtime returns (N, C) arrays 
 feature maps (no copy of every activation out of the runtime, reductions in its own kernels).
 
 A layer that is a Relu, or a Clip that keeps the sign (lower bound <= 0 < upper bound), of
-another requested layer reads its max, min and fraction > 0 off that layer's statistics: a
-non-decreasing function commutes with max and min, and keeps exactly the positives positive. Only
-its mean and peak position are reduced again (about half the reduction passes on such pairs);
-a Relu's peak position is its source's too, unless nothing is positive (only its mean is reduced).
+another requested layer reads its max, peak position and fraction > 0 off that layer's
+statistics: a non-decreasing function commutes with max (so the source's peak is one of its
+peaks), and keeps exactly the positives positive. Only its mean is reduced again. Where the
+function saturates, several positions tie at its peak and the source's peak picks the one with
+the strongest input; where everything sits at the lower bound (a Relu of a map with nothing
+positive), the first position counts, as numpy's argmax counts ties.
 
 Per layer ``k`` the outputs are ``onnxdream.microscope/k/<stat>`` for every stat of
 :data:`~onnxdream.microscope.stats.REDUCTIONS`, and ``onnxdream.microscope/k/shape``.
@@ -81,9 +83,10 @@ def _clip_bounds(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> tupl
 
 def _sign_keeping_sources(
     graph: onnx.GraphProto, tensors: Sequence[str]
-) -> dict[int, tuple[int, onnx.NodeProto]]:
-    """Layer ``k`` -> (layer ``j``, node) where layer k is ``node`` (Relu, or a Clip with lower bound
-    <= 0 < upper bound) applied to layer j: k's max, min and fraction > 0 follow from j's."""
+) -> dict[int, tuple[int, onnx.NodeProto, float]]:
+    """Layer ``k`` -> (layer ``j``, node, lower bound) where layer k is ``node`` (Relu, or a Clip
+    with lower bound <= 0 < upper bound) applied to layer j: k's max, peak position and fraction
+    > 0 follow from j's."""
     position = {tensor: k for k, tensor in enumerate(tensors)}
     producers = {out: node for node in graph.node for out in node.output}
     constants = _constants(graph)
@@ -93,11 +96,13 @@ def _sign_keeping_sources(
         if node is None or node.op_type not in ("Relu", "Clip") or node.input[0] not in position:
             continue
         j = position[node.input[0]]
+        lower = 0.0
         if node.op_type == "Clip":
             bounds = _clip_bounds(node, constants)
             if bounds is None or not bounds[0] <= 0 < bounds[1]:
                 continue
-        sources[k] = (j, node)
+            lower = bounds[0]
+        sources[k] = (j, node, lower)
     return sources
 
 
@@ -120,25 +125,29 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
         nodes.append(_constant(axes, np.array([2], dtype=np.int64)))
     outputs = []
     shared = _sign_keeping_sources(cut.graph, tensors)
-    if any(node.op_type == "Relu" for _, node in shared.values()):
+    if shared:
         nodes.append(_constant(first, np.array(0, dtype=np.int64)))
     for k, tensor in enumerate(tensors):
         flat, peak, where, positive, as_float = (
             f"{PREFIX}/{k}/{part}" for part in ("flat", "peak", "where", "positive", "positive_float")
         )
-        j, activation = shared.get(k, (None, None))
+        j, activation, lower = shared.get(k, (None, None, 0.0))
         nodes += [
             helper.make_node("Reshape", [tensor, shape], [flat]),
             _reduce("ReduceMean", flat, output_name(k, "mean"), opset, axes),
             helper.make_node("Shape", [tensor], [output_name(k, "shape")]),
         ]
-        if activation is not None and activation.op_type == "Relu" and opset >= 9:
-            # Relu is strictly increasing where it is positive: its peak is where its input peaks,
-            # unless nothing is positive (then every position ties at 0 and the first one counts).
+        if activation is not None and lower == -np.inf:
+            nodes.append(helper.make_node("Identity", [output_name(j, "argmax")], [output_name(k, "argmax")]))
+        elif activation is not None and opset >= 9:
+            # The input's peak is a peak of the activation, unless the input never rises above the
+            # lower bound: then every position ties there and the first one counts.
+            above, bound = f"{PREFIX}/{k}/above", f"{PREFIX}/{k}/lower"
             nodes += [
-                helper.make_node("Greater", [output_name(j, "max"), zero], [positive]),
+                _constant(bound, np.array(lower, dtype=np.float32)),
+                helper.make_node("Greater", [output_name(j, "max"), bound], [above]),
                 helper.make_node(
-                    "Where", [positive, output_name(j, "argmax"), first], [output_name(k, "argmax")]
+                    "Where", [above, output_name(j, "argmax"), first], [output_name(k, "argmax")]
                 ),
             ]
         else:
@@ -150,12 +159,11 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
             ]
         if activation is not None:
             bounds, attributes = list(activation.input[1:]), list(activation.attribute)
-            for stat in ("max", "min"):
-                derived = helper.make_node(
-                    activation.op_type, [output_name(j, stat), *bounds], [output_name(k, stat)]
-                )
-                derived.attribute.extend(attributes)
-                nodes.append(derived)
+            derived = helper.make_node(
+                activation.op_type, [output_name(j, "max"), *bounds], [output_name(k, "max")]
+            )
+            derived.attribute.extend(attributes)
+            nodes.append(derived)
             nodes.append(helper.make_node("Identity", [output_name(j, "active")], [output_name(k, "active")]))
         else:
             nodes += [
@@ -163,9 +171,8 @@ def statistics_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.Mod
                 helper.make_node("Greater", [flat, zero], [positive]),
                 helper.make_node("Cast", [positive], [as_float], to=TensorProto.FLOAT),
                 _reduce("ReduceMean", as_float, output_name(k, "active"), opset, axes),
-                _reduce("ReduceMin", flat, output_name(k, "min"), opset, axes),
             ]
-        for stat in ("max", "mean", "active", "min"):
+        for stat in ("max", "mean", "active"):
             outputs.append(helper.make_tensor_value_info(output_name(k, stat), TensorProto.FLOAT, None))
         outputs.append(helper.make_tensor_value_info(output_name(k, "argmax"), TensorProto.INT64, None))
         outputs.append(helper.make_tensor_value_info(output_name(k, "shape"), TensorProto.INT64, None))

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REDUCTIONS = ("max", "argmax", "mean", "active", "min")
-"""Per image and channel: peak value, its flat position, spatial mean, fraction > 0, minimum."""
+REDUCTIONS = ("max", "argmax", "mean", "active")
+"""Per image and channel: peak value, its flat position, spatial mean, fraction > 0."""
+
+CONSTANT_TOLERANCE = 1e-5
+"""A channel whose peak stays within this fraction (of max(|peak|, 1)) of its smallest image mean is
+constant: float32 means of equal values land within a few ulps of them."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,14 @@ def summarize(batches: Iterable[dict[str, np.ndarray]], width: int, top_k: int) 
     """Combine reduced batches (in image order) into :class:`LayerStats`; ``width``: the map's W."""
     parts = list(batches)
     stacked = {key: np.concatenate([p[key] for p in parts], axis=0) for key in REDUCTIONS}
-    peak, low = stacked["max"], stacked["min"]
+    peak = stacked["max"]
     images, channels = peak.shape
     channel_max = peak.max(axis=0)
-    spread = channel_max - low.min(axis=0)
+    # Every value lies between an image's mean and the channel's max, and an image's mean equals its
+    # max only when its map is constant: max == the smallest mean means one value everywhere.
+    spread = channel_max - stacked["mean"].min(axis=0)
     scale = np.maximum(np.abs(channel_max), 1.0)
-    dead = np.nonzero((channel_max <= 0) | (spread <= 1e-6 * scale))[0]
+    dead = np.nonzero((channel_max <= 0) | (spread <= CONSTANT_TOLERANCE * scale))[0]
     order = np.argsort(-peak, axis=0, kind="stable")[:top_k]
     top = [
         [
