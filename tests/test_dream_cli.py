@@ -132,6 +132,25 @@ def test_folder_mode_skips_unreadable_files(tiny, tmp_path):
     assert "tiny.png: image is 8x8, too small for the target layers" in output
 
 
+@pytest.mark.parametrize(
+    ("source", "out", "extra", "message"),
+    [
+        ("missing/", "dreamed/", [], "missing/: input folder not found"),
+        ("missing/", "dreamed/", ["--ray", "127.0.0.1:1"], "missing/: input folder not found"),
+        ("missing", "dreamed", ["--ray", "127.0.0.1:1"], "missing: no such image, folder or video"),
+        ("missing.png", "dreamed.png", [], "missing.png: image not found"),
+    ],
+    ids=["folder", "folder-ray", "no-suffix-ray", "image"],
+)
+def test_missing_input_is_named_before_the_output_or_a_cluster(tiny, tmp_path, source, out, extra, message):
+    # No cluster answers at 127.0.0.1:1: the missing input must be reported before it is tried.
+    args = [f"{tmp_path}/{source}", f"{tmp_path}/{out}", "--model", str(tiny), "--layer", "block2"]
+    result = _dream(*args, *FAST, *extra)
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == f"error: {tmp_path}/{message}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_same_seed_same_bytes(tiny, photo, tmp_path):
     outs = []
     for name, seed in (("a.png", "5"), ("b.png", "5"), ("c.png", "6")):
