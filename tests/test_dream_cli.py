@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.atlas import label_height
-from onnxdream.errors import MismatchError, UnknownLayerError
+from onnxdream.errors import MismatchError, OnnxDreamError, UnknownLayerError
 from onnxdream.inputs.images import to_pil
 from tests.dream_helpers import pattern, tiny_onnx
 
@@ -187,6 +187,10 @@ def test_python_api(tiny):
 
     image = onnxdream.dream(pattern(), model=str(tiny), layers="block2:1,2*2", octaves=1, steps=2, lr=0.05)
     assert isinstance(image, Image.Image) and image.size == (64, 48)
+    with pytest.raises(
+        OnnxDreamError, match=r"^unknown dream option\(s\): size, tiles; valid: check, .*, steps, tile$"
+    ):
+        onnxdream.dream(pattern(), model=str(tiny), tiles=2, size=3)
 
 
 @pytest.mark.slow
