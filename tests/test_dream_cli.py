@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,24 +16,9 @@ from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.atlas import label_height
 from onnxdream.errors import MismatchError, OnnxDreamError, UnknownLayerError
 from onnxdream.inputs.images import to_pil
-from tests.dream_helpers import pattern, tiny_onnx
+from tests.dream_helpers import FAST, pattern
 
 runner = CliRunner()
-FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
-    onnx.save(tiny_onnx(), path)
-    return path
-
-
-@pytest.fixture
-def photo(tmp_path) -> Path:
-    path = tmp_path / "photo.png"
-    to_pil(pattern(48, 64)).save(path)
-    return path
 
 
 def _dream(*args: str):

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -20,18 +19,10 @@ pytest.importorskip("cv2")
 
 from onnxdream.cli import app  # noqa: E402
 from onnxdream.dream.video.checkpoint import checkpoint_folder  # noqa: E402
-from tests.dream_helpers import tiny_onnx  # noqa: E402
 from tests.video_helpers import panning_frames, read_frames, write_clip  # noqa: E402
 
 runner = CliRunner()
 FAST = ["--layer", "block2", "--octaves", "1", "--steps", "3", "--lr", "0.05", "--device", "cpu", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
-    onnx.save(tiny_onnx(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
