@@ -3,12 +3,25 @@ ReLU6, depthwise and pointwise convolutions, a residual Add) and the issue's fin
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pytest
+
+from onnxdream.errors import OnnxDreamError
 from onnxdream.keras_models import import_keras
 from tools.keras_example import conv_layers, fine_tune_wrap, is_batchnorm, set_trained_statistics
 
-__all__ = ["BACKBONE", "INPUT", "backbone", "conv_layers", "fine_tuned"]
+__all__ = [
+    "BACKBONE",
+    "INPUT",
+    "backbone",
+    "conv_layers",
+    "fine_tuned",
+    "save_fine_tuning_example",
+    "skip_without_keras",
+]
 
 INPUT = (16, 16, 3)
 BACKBONE = "tinynet_1.00_16"
@@ -45,3 +58,24 @@ def fine_tuned(pretrained=None):
     """``Sequential([pretrained, Conv2D(4, (3, 3), activation="relu", name="fine_tune_conv1")])``."""
     pretrained = pretrained if pretrained is not None else backbone()
     return fine_tune_wrap(import_keras(), pretrained, 4, INPUT)
+
+
+def skip_without_keras() -> None:
+    """Skip the calling test (or fixture) where the keras extra is not installed."""
+    try:
+        import_keras()
+    except OnnxDreamError:
+        pytest.skip("needs the keras extra")
+
+
+def save_fine_tuning_example(folder: Path, export: str, x: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The issue's files, small, in ``folder``: ``pretrained_model.h5``, ``fine_tuned_model.h5`` and
+    the fine-tuned model's own ONNX export named ``export`` (Keras exports only a model that has
+    been called: it predicts ``x`` first). Returns the fine-tuned model and its prediction."""
+    pretrained = backbone()
+    pretrained.save(folder / "pretrained_model.h5")
+    model = fine_tuned(pretrained)
+    model.save(folder / "fine_tuned_model.h5")
+    expected = model.predict(x, verbose=0)
+    model.export(str(folder / export), format="onnx", verbose=False)
+    return model, expected
