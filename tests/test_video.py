@@ -149,26 +149,27 @@ def test_killed_run_resumes_to_bit_identical_frames(tiny, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["resumed.mp4"]  # no temp files, no checkpoints
 
 
+def _mux_silence(container) -> None:
+    """An AAC stream of 1024 silent mono samples at 16 kHz, written to ``container``."""
+    sound = container.add_stream("aac", rate=16000)
+    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    chunk.sample_rate, chunk.pts = 16000, 0
+    for packet in [*sound.encode(chunk), *sound.encode()]:
+        container.mux(packet)
+
+
 def _zero_frames(path: Path) -> Path:
     """A Matroska file whose video stream has no frames (only audio packets)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = container.add_stream("aac", rate=16000)
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in [*sound.encode(chunk), *sound.encode()]:
-            container.mux(packet)
+        _mux_silence(container)
     return path
 
 
 def _audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as container:
-        sound = container.add_stream("aac", rate=16000)
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in [*sound.encode(chunk), *sound.encode()]:
-            container.mux(packet)
+        _mux_silence(container)
     return path
 
 
