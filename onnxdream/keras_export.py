@@ -24,8 +24,13 @@ import onnx
 from onnxdream.compare import ATOL, compare
 from onnxdream.errors import OnnxDreamError, first_line
 from onnxdream.keras_models import application_preprocess, import_keras, load_keras_model
-from onnxdream.metadata import PREPROCESS_KEY, set_json
-from onnxdream.torch_export import ExportResult, check_input_shape, name_nodes, quiet_exporter
+from onnxdream.torch_export import (
+    ExportResult,
+    check_input_shape,
+    name_nodes,
+    quiet_exporter,
+    record_preprocess,
+)
 
 
 def _scoped_call_type():
@@ -195,13 +200,7 @@ def export_keras_model(
         ) from None
     onnx_model = program.model_proto
     name_nodes(onnx_model, set(scope_names), scope_names)
-    preprocess = application_preprocess(model) or {}
-    if mean is not None:
-        preprocess["mean"] = list(mean)
-    if std is not None:
-        preprocess["std"] = list(std)
-    if preprocess:
-        set_json(onnx_model, PREPROCESS_KEY, preprocess)
+    record_preprocess(onnx_model, application_preprocess(model), mean, std)
     comparison, device = _verify(onnx_model, model, example)
     return ExportResult(onnx_model, comparison, device)
 

@@ -189,17 +189,28 @@ def export_model(
     except Exception as exc:
         raise OnnxDreamError(f"{spec}: torch.onnx.export failed: {first_line(exc)}") from None
     name_nodes(model, {name for name, _ in torch_model.named_modules()})
-    preprocess = dict(zoo.EFFICIENTNET_PREPROCESS) if spec == zoo.BUILTIN else {}
+    record_preprocess(model, zoo.EFFICIENTNET_PREPROCESS if spec == zoo.BUILTIN else None, mean, std)
+    if source is not None:
+        set_json(model, WEIGHTS_KEY, source.to_json())
+    comparison, device = _verify(model, torch_model, example)
+    return ExportResult(model, comparison, device, source)
+
+
+def record_preprocess(
+    model: onnx.ModelProto,
+    known: Mapping[str, object] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> None:
+    """Store the input normalisation in ``model``'s metadata: what is ``known`` of the source model,
+    the ``mean`` and ``std`` given by the user taking precedence; nothing when there is neither."""
+    preprocess = dict(known or {})
     if mean is not None:
         preprocess["mean"] = list(mean)
     if std is not None:
         preprocess["std"] = list(std)
     if preprocess:
         set_json(model, PREPROCESS_KEY, preprocess)
-    if source is not None:
-        set_json(model, WEIGHTS_KEY, source.to_json())
-    comparison, device = _verify(model, torch_model, example)
-    return ExportResult(model, comparison, device, source)
 
 
 def require_match(result: ExportResult, what: str, framework: str = "torch") -> None:

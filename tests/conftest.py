@@ -1,4 +1,5 @@
-"""Shared fixtures: light model-zoo graphs with seeded weights, the built-in model's exports."""
+"""Shared fixtures: light model-zoo graphs with seeded weights, the built-in model's exports, the
+tiny CNN of the dream tests as an ONNX file and a photo for it."""
 
 from __future__ import annotations
 
@@ -84,3 +85,24 @@ def builtin_exports(_private_cache: None) -> dict[str, Path]:
     from onnxdream.builtin import builtin_model_path
 
     return {"dynamo": builtin_model_path(legacy=False), "legacy": builtin_model_path(legacy=True)}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dream tests' tiny CNN (tests.dream_helpers.tiny_onnx) saved as an ONNX file."""
+    from tests.dream_helpers import tiny_onnx
+
+    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
+    onnx.save(tiny_onnx(), path)
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A 64x48 PNG of a smooth seeded pattern (tests.dream_helpers.pattern)."""
+    from onnxdream.inputs.images import to_pil
+    from tests.dream_helpers import pattern
+
+    path = tmp_path / "photo.png"
+    to_pil(pattern(48, 64)).save(path)
+    return path

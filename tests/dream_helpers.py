@@ -9,6 +9,9 @@ from torch import nn
 
 from onnxdream.torch_export import export_model
 
+FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]
+"""``dream`` flags for a quick run of the tiny CNN on the CPU."""
+
 
 class TinyCNN(nn.Module):
     """stem -> block1 (stride 2) -> block2 (stride 2, two branches added) -> head."""

@@ -3,7 +3,25 @@ ReLU6, depthwise and pointwise convolutions, a residual Add) and the issue's fin
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from onnxdream.errors import OnnxDreamError
 from onnxdream.keras_models import import_keras
+from tools.keras_example import conv_layers, fine_tune_wrap, is_batchnorm, set_trained_statistics
+
+__all__ = [
+    "BACKBONE",
+    "INPUT",
+    "backbone",
+    "conv_layers",
+    "fine_tuned",
+    "save_fine_tuning_example",
+    "skip_without_keras",
+]
 
 INPUT = (16, 16, 3)
 BACKBONE = "tinynet_1.00_16"
@@ -31,40 +49,33 @@ def backbone(seed: int = 0):
     x = layers.ReLU(6.0, name="out_relu")(x)
     model = keras.Model(inputs, x, name=BACKBONE)
     for layer in model.layers:  # statistics as training leaves them, so BatchNorm does something
-        if type(layer).__name__ == "BatchNormalization":
-            import numpy as np
-
-            rng = np.random.default_rng(len(layer.name))
-            n = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, n),
-                    rng.normal(0, 0.1, n),
-                    rng.normal(0, 0.2, n),
-                    rng.uniform(0.5, 2, n),
-                ]
-            )
+        if is_batchnorm(layer):
+            set_trained_statistics(layer, np.random.default_rng(len(layer.name)))
     return model
 
 
 def fine_tuned(pretrained=None):
     """``Sequential([pretrained, Conv2D(4, (3, 3), activation="relu", name="fine_tune_conv1")])``."""
-    keras = import_keras()
     pretrained = pretrained if pretrained is not None else backbone()
-    model = keras.Sequential(
-        [pretrained, keras.layers.Conv2D(4, (3, 3), activation="relu", name="fine_tune_conv1")]
-    )
-    model.build((None, *INPUT))
-    return model
+    return fine_tune_wrap(import_keras(), pretrained, 4, INPUT)
 
 
-def conv_layers(model, prefix: str = "") -> list[str]:
-    """Keras paths of every convolution layer (the framework's own list), nested models included."""
-    found = []
-    for layer in model.layers:
-        path = f"{prefix}/{layer.name}" if prefix else layer.name
-        if getattr(layer, "layers", None) is not None:
-            found += conv_layers(layer, path)
-        elif "Conv" in type(layer).__name__:
-            found.append(path)
-    return found
+def skip_without_keras() -> None:
+    """Skip the calling test (or fixture) where the keras extra is not installed."""
+    try:
+        import_keras()
+    except OnnxDreamError:
+        pytest.skip("needs the keras extra")
+
+
+def save_fine_tuning_example(folder: Path, export: str, x: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The issue's files, small, in ``folder``: ``pretrained_model.h5``, ``fine_tuned_model.h5`` and
+    the fine-tuned model's own ONNX export named ``export`` (Keras exports only a model that has
+    been called: it predicts ``x`` first). Returns the fine-tuned model and its prediction."""
+    pretrained = backbone()
+    pretrained.save(folder / "pretrained_model.h5")
+    model = fine_tuned(pretrained)
+    model.save(folder / "fine_tuned_model.h5")
+    expected = model.predict(x, verbose=0)
+    model.export(str(folder / export), format="onnx", verbose=False)
+    return model, expected

@@ -31,6 +31,13 @@ def assert_matches_ort(
 ) -> None:
     """The mirror's graph outputs equal ONNX Runtime's: same shapes, dtypes, values within tolerance."""
     expected = ort_run(model, feeds)
+    _assert_mirror_gives(model, feeds, expected, atol, rtol)
+
+
+def _assert_mirror_gives(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected: list, atol: float, rtol: float
+) -> None:
+    """The mirror's graph outputs on ``feeds`` equal ``expected``: same shapes, dtypes, values within tolerance."""
     mirror = to_torch(model)
     with torch.no_grad():
         got = mirror.tensors({k: torch.from_numpy(v) for k, v in feeds.items()}, names=mirror.output_names)
@@ -70,11 +77,4 @@ def assert_matches_reference(
     from onnx.reference import ReferenceEvaluator
 
     expected = ReferenceEvaluator(model).run(None, feeds)
-    mirror = to_torch(model)
-    with torch.no_grad():
-        got = mirror.tensors({k: torch.from_numpy(v) for k, v in feeds.items()}, names=mirror.output_names)
-    for name, want in zip(mirror.output_names, expected, strict=True):
-        actual = got[name].numpy()
-        assert actual.shape == want.shape, name
-        assert actual.dtype == want.dtype, name
-        np.testing.assert_allclose(actual, want, atol=atol, rtol=rtol, err_msg=name)
+    _assert_mirror_gives(model, feeds, expected, atol, rtol)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -17,25 +16,9 @@ from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.accel import TOLERANCES, Accelerated
 from onnxdream.errors import OptionError
-from onnxdream.inputs.images import to_pil
-from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
+from tests.dream_helpers import FAST, pattern, tiny_cnn
 
 runner = CliRunner()
-FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
-    onnx.save(tiny_onnx(), path)
-    return path
-
-
-@pytest.fixture
-def photo(tmp_path) -> Path:
-    path = tmp_path / "photo.png"
-    to_pil(pattern(48, 64)).save(path)
-    return path
 
 
 def _gradient(net, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,26 +14,11 @@ from typer.testing import CliRunner
 from onnxdream.cli import app
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
 from onnxdream.dream.atlas import label_height
-from onnxdream.errors import MismatchError, UnknownLayerError
+from onnxdream.errors import MismatchError, OnnxDreamError, UnknownLayerError
 from onnxdream.inputs.images import to_pil
-from tests.dream_helpers import pattern, tiny_onnx
+from tests.dream_helpers import FAST, pattern
 
 runner = CliRunner()
-FAST = ["--octaves", "2", "--steps", "3", "--lr", "0.05", "--quiet", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
-    onnx.save(tiny_onnx(), path)
-    return path
-
-
-@pytest.fixture
-def photo(tmp_path) -> Path:
-    path = tmp_path / "photo.png"
-    to_pil(pattern(48, 64)).save(path)
-    return path
 
 
 def _dream(*args: str):
@@ -132,6 +116,25 @@ def test_folder_mode_skips_unreadable_files(tiny, tmp_path):
     assert "tiny.png: image is 8x8, too small for the target layers" in output
 
 
+@pytest.mark.parametrize(
+    ("source", "out", "extra", "message"),
+    [
+        ("missing/", "dreamed/", [], "missing/: input folder not found"),
+        ("missing/", "dreamed/", ["--ray", "127.0.0.1:1"], "missing/: input folder not found"),
+        ("missing", "dreamed", ["--ray", "127.0.0.1:1"], "missing: no such image, folder or video"),
+        ("missing.png", "dreamed.png", [], "missing.png: image not found"),
+    ],
+    ids=["folder", "folder-ray", "no-suffix-ray", "image"],
+)
+def test_missing_input_is_named_before_the_output_or_a_cluster(tiny, tmp_path, source, out, extra, message):
+    # No cluster answers at 127.0.0.1:1: the missing input must be reported before it is tried.
+    args = [f"{tmp_path}/{source}", f"{tmp_path}/{out}", "--model", str(tiny), "--layer", "block2"]
+    result = _dream(*args, *FAST, *extra)
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == f"error: {tmp_path}/{message}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_same_seed_same_bytes(tiny, photo, tmp_path):
     outs = []
     for name, seed in (("a.png", "5"), ("b.png", "5"), ("c.png", "6")):
@@ -168,6 +171,10 @@ def test_python_api(tiny):
 
     image = onnxdream.dream(pattern(), model=str(tiny), layers="block2:1,2*2", octaves=1, steps=2, lr=0.05)
     assert isinstance(image, Image.Image) and image.size == (64, 48)
+    with pytest.raises(
+        OnnxDreamError, match=r"^unknown dream option\(s\): size, tiles; valid: check, .*, steps, tile$"
+    ):
+        onnxdream.dream(pattern(), model=str(tiny), tiles=2, size=3)
 
 
 @pytest.mark.slow

@@ -13,8 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from onnxdream.cli import app
-from onnxdream.errors import OnnxDreamError
-from onnxdream.keras_models import import_keras
 from onnxdream.names.apply import rename
 from onnxdream.names.lost import is_generated
 from onnxdream.runtime import make_session
@@ -134,20 +132,12 @@ def test_torchscript_root_scope_names_are_lost(name: str, lost: bool) -> None:
 @pytest.fixture(scope="module")
 def keras_on_torch(tmp_path_factory):
     """The small fine-tuned model's own Keras export (flat '/Conv_3' names), its .h5 files, and Keras's layer list."""
-    try:
-        import_keras()
-    except OnnxDreamError:
-        pytest.skip("needs the keras extra")
-    from tests.keras_helpers import backbone, conv_layers, fine_tuned
+    from tests.keras_helpers import conv_layers, save_fine_tuning_example, skip_without_keras
 
+    skip_without_keras()
     folder = tmp_path_factory.mktemp("keras_torch")
-    pretrained = backbone()
-    pretrained.save(folder / "pretrained_model.h5")
-    model = fine_tuned(pretrained)
-    model.save(folder / "fine_tuned_model.h5")
     x = np.random.default_rng(5).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
-    expected = model.predict(x, verbose=0)
-    model.export(str(folder / "exported.onnx"), format="onnx", verbose=False)
+    model, expected = save_fine_tuning_example(folder, "exported.onnx", x)
     return folder, conv_layers(model), x, expected
 
 

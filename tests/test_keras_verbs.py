@@ -16,9 +16,7 @@ from typer.testing import CliRunner
 
 from onnxdream.cli import app
 from onnxdream.compare import ATOL
-from onnxdream.errors import OnnxDreamError
 from onnxdream.graph import GraphIndex
-from onnxdream.keras_models import import_keras
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "keras"
 CPU = ["--device", "cpu"]
@@ -108,19 +106,11 @@ def test_tf2onnx_dream_visualize_check_by_keras_name(tf2onnx_renamed: Path, tmp_
 @pytest.fixture(scope="module")
 def keras_on_torch(tmp_path_factory) -> Path:
     """The small fine-tuned model (BatchNorm statistics randomised), its .h5 files and its own export."""
-    try:
-        import_keras()
-    except OnnxDreamError:
-        pytest.skip("needs the keras extra")
-    from tests.keras_helpers import backbone, fine_tuned
+    from tests.keras_helpers import save_fine_tuning_example, skip_without_keras
 
+    skip_without_keras()
     folder = tmp_path_factory.mktemp("keras_torch")
-    pretrained = backbone()
-    pretrained.save(folder / "pretrained_model.h5")
-    model = fine_tuned(pretrained)
-    model.save(folder / "fine_tuned_model.h5")
-    model.predict(np.zeros((1, 16, 16, 3), np.float32), verbose=0)
-    model.export(str(folder / "exported.onnx"), format="onnx", verbose=False)
+    save_fine_tuning_example(folder, "exported.onnx", np.zeros((1, 16, 16, 3), np.float32))
     return folder
 
 

@@ -306,36 +306,11 @@ def test_cli_bad_layout_exits_2(verb: str, files: dict[str, Path], tmp_path: Pat
 
 
 def test_cli_hidden_layout_names_the_flag(files: dict[str, Path], tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "dream",
-            str(files["photo"]),
-            str(tmp_path / "d.png"),
-            "-m",
-            str(files["hidden"]),
-            "-l",
-            "conv",
-            *FAST,
-        ],
-    )
+    dream = ["dream", str(files["photo"]), str(tmp_path / "d.png"), "-m", str(files["hidden"]), "-l", "conv"]
+    result = runner.invoke(app, [*dream, *FAST])
     assert result.exit_code == 2
     assert "looks channels-last" in result.output and "give --layout nhwc" in result.output
-    result = runner.invoke(
-        app,
-        [
-            "dream",
-            str(files["photo"]),
-            str(tmp_path / "d.png"),
-            "-m",
-            str(files["hidden"]),
-            "-l",
-            "conv",
-            *FAST,
-            "--layout",
-            "nhwc",
-        ],
-    )
+    result = runner.invoke(app, [*dream, *FAST, "--layout", "nhwc"])
     assert result.exit_code == 0, result.output
 
 

@@ -100,14 +100,9 @@ def _prepare_keras(folder: Path) -> None:
     wrap's own Keras export, and the tf2onnx exports (committed fixtures)."""
     import shutil
 
-    from tests.keras_helpers import backbone, fine_tuned
+    from tests.keras_helpers import INPUT, save_fine_tuning_example
 
-    pretrained = backbone()
-    pretrained.save(folder / "pretrained_model.h5")
-    model = fine_tuned(pretrained)
-    model.save(folder / "fine_tuned_model.h5")
-    model.predict(np.zeros((1, *model.input_shape[1:]), np.float32), verbose=0)
-    model.export(str(folder / "keras_export.onnx"), format="onnx", verbose=False)
+    save_fine_tuning_example(folder, "keras_export.onnx", np.zeros((1, *INPUT), np.float32))
     fixtures = README.parent / "fixtures" / "keras"
     shutil.copy(fixtures / "fine_tuned_tf2onnx.onnx", folder / "fine_tuned_tf.onnx")
     shutil.copy(fixtures / "pretrained_tf2onnx.onnx", folder / "pretrained_tf.onnx")

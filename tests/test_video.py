@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -20,18 +19,10 @@ pytest.importorskip("cv2")
 
 from onnxdream.cli import app  # noqa: E402
 from onnxdream.dream.video.checkpoint import checkpoint_folder  # noqa: E402
-from tests.dream_helpers import tiny_onnx  # noqa: E402
 from tests.video_helpers import panning_frames, read_frames, write_clip  # noqa: E402
 
 runner = CliRunner()
 FAST = ["--layer", "block2", "--octaves", "1", "--steps", "3", "--lr", "0.05", "--device", "cpu", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
-    onnx.save(tiny_onnx(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -158,26 +149,27 @@ def test_killed_run_resumes_to_bit_identical_frames(tiny, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["resumed.mp4"]  # no temp files, no checkpoints
 
 
+def _mux_silence(container) -> None:
+    """An AAC stream of 1024 silent mono samples at 16 kHz, written to ``container``."""
+    sound = container.add_stream("aac", rate=16000)
+    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    chunk.sample_rate, chunk.pts = 16000, 0
+    for packet in [*sound.encode(chunk), *sound.encode()]:
+        container.mux(packet)
+
+
 def _zero_frames(path: Path) -> Path:
     """A Matroska file whose video stream has no frames (only audio packets)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = container.add_stream("aac", rate=16000)
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in [*sound.encode(chunk), *sound.encode()]:
-            container.mux(packet)
+        _mux_silence(container)
     return path
 
 
 def _audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as container:
-        sound = container.add_stream("aac", rate=16000)
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in [*sound.encode(chunk), *sound.encode()]:
-            container.mux(packet)
+        _mux_silence(container)
     return path
 
 

@@ -86,3 +86,17 @@ def test_a_shot_cut_at_keyframes_keeps_the_warping_error_across_joins_within_1_2
     assert ratio <= 1.2, f"warping error across the join: {ratio:.3f}x the sequential run's"
     assert all(np.array_equal(a, b) for a, b in zip(sequential[:5], pieces[:5], strict=True))
     assert not np.array_equal(sequential[8], pieces[8])  # the second piece really started afresh
+
+
+def test_the_summary_is_the_sequential_runs_audio_warning_included(dreamer, tmp_path):
+    clip = write_clip(tmp_path / "tone.mp4", panning_frames(4))  # with an AAC tone
+    specs = [parse_spec("block2", lambda _n: True)]
+    sequential = dream_video(dreamer, specs, OPTIONS, clip, tmp_path / "seq.webm", VideoSettings())
+    pieces = dream_video_parallel(
+        dreamer, specs, OPTIONS, clip, tmp_path / "par.webm", VideoSettings(), InProcessExecutor(), None
+    )
+    timed = {"output", "seconds", "flow_seconds", "dream_seconds"}
+    assert {k: v for k, v in pieces.as_json().items() if k not in timed} == {
+        k: v for k, v in sequential.as_json().items() if k not in timed
+    }
+    assert pieces.warnings == ["1 audio stream(s) left out: .webm cannot hold them"]

@@ -4,7 +4,6 @@ diversity term, seeds, bad input and the Python API, on a tiny CNN, zoo graphs a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -20,7 +19,7 @@ from onnxdream.dream.visualize import VisualizeOptions, gram_similarity, visuali
 from onnxdream.errors import OnnxDreamError
 from onnxdream.inputs.images import to_pil
 from onnxdream.zoo import LIGHT_ZOO
-from tests.dream_helpers import pattern, tiny_cnn, tiny_onnx
+from tests.dream_helpers import pattern, tiny_cnn
 
 runner = CliRunner()
 QUICK = {"size": 32, "check": False}
@@ -30,13 +29,6 @@ CLI_QUICK = ["--size", "32", "--steps", "4", "--quiet", "--device", "cpu"]
 @pytest.fixture(scope="module")
 def dreamer():
     return open_dreamer(tiny_cnn(), "cpu")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
-    onnx.save(tiny_onnx(), path)
-    return path
 
 
 def _objective(dreamer, specs: list[str], steps: int, **options) -> list[float]:

@@ -1,7 +1,7 @@
 """Benchmark: onnxdream's dream (torch mirror of the exported ONNX, ONNX Runtime checks) against a
 minimal hand-written Deep Dream loop on the native EfficientNet-Lite0 torch module.
 
-    python tools/bench_dream.py [--size 512] [--layer _blocks.10] [--repeat 2] [--device cpu]
+    python -m tools.bench_dream [--size 512] [--layer _blocks.10] [--repeat 2] [--device cpu]
 
 Every variant runs in its own subprocess, so each peak RSS (``ru_maxrss``) is its own; variants
 alternate ``--repeat`` times and the fastest run of each counts. Printed: time per variant, the
@@ -12,14 +12,11 @@ peak memory, and the peak memory of a tiled 4000x3000 dream.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.bench_variants import child, fastest, run_child
+
+MODULE = "tools.bench_dream"
 
 
 def _native(args: argparse.Namespace) -> dict:
@@ -117,24 +114,10 @@ def _ours(args: argparse.Namespace, check: bool) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.child == "native":
-        out = _native(args)
+        child(args.threads, lambda: _native(args))
     else:
-        out = _ours(args, check=args.child != "ours-nocheck")
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(out))
-
-
-def _run(variant: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant, *argv]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        child(args.threads, lambda: _ours(args, check=args.child != "ours-nocheck"))
 
 
 def main() -> None:
@@ -165,11 +148,7 @@ def main() -> None:
         f"--device={args.device}",
         f"--threads={args.threads}",
     ]
-    runs: dict[str, list[dict]] = {"native": [], "ours": [], "ours-nocheck": []}
-    for _ in range(args.repeat):
-        for variant in runs:
-            runs[variant].append(_run(variant, common))
-    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    best = fastest(MODULE, ("native", "ours", "ours-nocheck"), common, args.repeat)
     native, ours, nocheck = best["native"], best["ours"], best["ours-nocheck"]
     print(
         f"dream {args.size}x{args.size}, {args.octaves} octaves x {args.steps} steps, layer {args.layer}, "
@@ -191,7 +170,8 @@ def main() -> None:
     )
     if not args.skip_big:
         w, h = args.big
-        big = _run(
+        big = run_child(
+            MODULE,
             "ours",
             [
                 *common,

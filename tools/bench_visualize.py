@@ -2,7 +2,7 @@
 final image) against the same feature-visualisation loop written directly on the native
 EfficientNet-Lite0 torch module (same weights).
 
-    python tools/bench_visualize.py [--size 224] [--steps 256] [--layer _blocks.10:7] [--repeat 2]
+    python -m tools.bench_visualize [--size 224] [--steps 256] [--layer _blocks.10:7] [--repeat 2]
 
 The loop, both sides: a 1/f-scaled Fourier latent, decorrelated colour, sigmoid; per step reflect
 pad 12, random zoom 0.9-1.1 and rotation +-10 degrees, roll +-8; Adam (lr 0.05) maximising the
@@ -16,15 +16,12 @@ ours/native (target <= 1.2) and peak memory.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.bench_variants import child, fastest
+
+MODULE = "tools.bench_visualize"
 # lucid's square root of ImageNet's colour covariance (rows R, G, B).
 COLOR = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
 
@@ -113,24 +110,10 @@ def _ours(args: argparse.Namespace) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.child == "ours":
-        out = _ours(args)
+        child(args.threads, lambda: _ours(args))
     else:
-        out = _native(args, stop_early=args.child == "native-cut")
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(out))
-
-
-def _run(variant: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant, *argv]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        child(args.threads, lambda: _native(args, stop_early=args.child == "native-cut"))
 
 
 def main() -> None:
@@ -151,11 +134,7 @@ def main() -> None:
         f"--layer={args.layer}",
         f"--threads={args.threads}",
     ]
-    runs: dict[str, list[dict]] = {"native": [], "native-cut": [], "ours": []}
-    for _ in range(args.repeat):
-        for variant in runs:
-            runs[variant].append(_run(variant, common))
-    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    best = fastest(MODULE, ("native", "native-cut", "ours"), common, args.repeat)
     native, cut, ours = best["native"], best["native-cut"], best["ours"]
     print(
         f"visualize {args.layer} at {args.size}x{args.size}, {args.steps} steps, cpu, best of {args.repeat}"

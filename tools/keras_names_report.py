@@ -30,20 +30,9 @@ from onnxdream.keras_export import export_keras
 from onnxdream.keras_models import import_keras
 from onnxdream.model import open_model
 from onnxdream.names.apply import rename
+from tools.keras_example import conv_layers, fine_tune_wrap, pretend_trained
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "keras"
-
-
-def conv_layers(model, prefix: str = "") -> list[str]:
-    """Keras paths of every convolution layer, nested models included."""
-    found = []
-    for layer in model.layers:
-        path = f"{prefix}/{layer.name}" if prefix else layer.name
-        if getattr(layer, "layers", None) is not None:
-            found += conv_layers(layer, path)
-        elif "Conv" in type(layer).__name__:
-            found.append(path)
-    return found
 
 
 def reachable(proto, layers: list[str]) -> dict[str, int]:
@@ -71,21 +60,8 @@ def main() -> None:
     pretrained = keras.applications.MobileNetV2(
         weights=None, alpha=args.alpha, input_shape=shape, include_top=False
     )
-    rng = np.random.default_rng(0)
-    for layer in pretrained.layers:  # statistics as training leaves them: outputs of a real scale
-        if type(layer).__name__ == "BatchNormalization":
-            n = layer.gamma.shape[0]
-            stats = [
-                rng.uniform(0.5, 1.5, n),
-                rng.normal(0, 0.1, n),
-                rng.normal(0, 0.2, n),
-                rng.uniform(0.5, 2, n),
-            ]
-            layer.set_weights(stats)
-    model = keras.Sequential(
-        [pretrained, keras.layers.Conv2D(64, (3, 3), activation="relu", name="fine_tune_conv1")]
-    )
-    model.build((None, *shape))
+    pretend_trained(pretrained, np.random.default_rng(0))  # outputs of a real scale
+    model = fine_tune_wrap(keras, pretrained, 64, shape)
     layers = conv_layers(model)
     files = {
         name: args.out / name

@@ -3,7 +3,7 @@
 these files and never need it; run this script in a virtual environment of its own:
 
     python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx
-    .venv-tf/bin/python tools/make_keras_fixtures.py
+    .venv-tf/bin/python -m tools.make_keras_fixtures    # from the repository root
 
 It builds the issue's example small: a "pretrained" MobileNetV2 (``weights=None``, alpha 0.10,
 96x96 input, no top; seeded, with BatchNormalization statistics and weights drawn as training
@@ -24,39 +24,14 @@ import os
 import sys
 from pathlib import Path
 
+from tools.keras_example import conv_layers, fine_tune_wrap, pretend_trained
+
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "keras"
 INPUT_SIZE = 96
 ALPHA = 0.1
 HEAD_FILTERS = 8
-
-
-def _conv_layers(model, prefix: str = "") -> list[str]:
-    """Keras paths of every convolution layer, nested models included."""
-    found = []
-    for layer in model.layers:
-        path = f"{prefix}/{layer.name}" if prefix else layer.name
-        if getattr(layer, "layers", None) is not None:
-            found += _conv_layers(layer, path)
-        elif "Conv" in type(layer).__name__:
-            found.append(path)
-    return found
-
-
-def _pretrain(model, rng) -> None:
-    """Weights and BatchNormalization statistics as a training run would leave them (seeded)."""
-    for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            n = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, n),
-                    rng.normal(0, 0.1, n),
-                    rng.normal(0, 0.2, n),
-                    rng.uniform(0.5, 2.0, n),
-                ]
-            )
 
 
 def _fine_tune(model, rng, noise: float = 0.02) -> None:
@@ -90,17 +65,14 @@ def make_all(out: Path = FIXTURES) -> list[Path]:
     pretrained = keras.applications.MobileNetV2(
         weights=None, alpha=ALPHA, input_shape=(INPUT_SIZE, INPUT_SIZE, 3), include_top=False
     )
-    _pretrain(pretrained, rng)
+    pretend_trained(pretrained, rng)
     _export(pretrained, out / "pretrained_tf2onnx.onnx", io=False)
-    layers = {"pretrained_tf2onnx.onnx": _conv_layers(pretrained)}
+    layers = {"pretrained_tf2onnx.onnx": conv_layers(pretrained)}
 
-    fine_tuned = keras.Sequential(
-        [pretrained, keras.layers.Conv2D(HEAD_FILTERS, (3, 3), activation="relu", name="fine_tune_conv1")]
-    )
-    fine_tuned.build((None, INPUT_SIZE, INPUT_SIZE, 3))
+    fine_tuned = fine_tune_wrap(keras, pretrained, HEAD_FILTERS, (INPUT_SIZE, INPUT_SIZE, 3))
     _fine_tune(pretrained, rng)
     _export(fine_tuned, out / "fine_tuned_tf2onnx.onnx", io=True)
-    layers["fine_tuned_tf2onnx.onnx"] = _conv_layers(fine_tuned)
+    layers["fine_tuned_tf2onnx.onnx"] = conv_layers(fine_tuned)
 
     (out / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
     return sorted(out.iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -68,6 +69,27 @@ Examples:
 
   onnxdream dream clip.mp4 dreamed.mp4 --octaves 2 --steps 5 --start 0:10 --end 0:20
 """
+
+
+def _require_input(image: str | None) -> None:
+    """Refuse a missing IMAGE (image, folder or video) first: before OUT is judged by what the
+    input would be, and before a model is opened or a Ray cluster contacted.
+
+    Raises:
+        OnnxDreamError: ``image`` does not exist.
+    """
+    if image is None or Path(image).exists():
+        return
+    from onnxdream.dream.video import is_video
+    from onnxdream.inputs.images import FORMATS
+
+    if is_video(image):
+        raise OnnxDreamError(f"{image}: no such video file")
+    if Path(image).suffix.lower() in FORMATS:
+        raise OnnxDreamError(f"{image}: image not found")
+    if image.endswith(("/", os.sep)):
+        raise OnnxDreamError(f"{image}: input folder not found")
+    raise OnnxDreamError(f"{image}: no such image, folder or video")
 
 
 def _check_paths(
@@ -210,6 +232,7 @@ def dream_command(
             raise OnnxDreamError("--demo takes only the output path (it makes its own input image)")
     if out is None:
         raise OnnxDreamError("give an input IMAGE (or --demo) and an OUT path")
+    _require_input(image)
     from onnxdream.commands.dream_video import wants_video
 
     video = wants_video(image, out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 
 import numpy as np
@@ -17,7 +17,6 @@ from onnxdream.inputs.images import MAX_PIXELS, from_pil, limit_size, load_image
 from onnxdream.lookup import NameLookup
 
 ImageArg = str | os.PathLike[str] | Image.Image | np.ndarray
-_OPTION_NAMES = {f.name for f in fields(DreamOptions)}
 
 
 def as_array(image: ImageArg, max_size: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -46,6 +45,51 @@ def layer_specs(
     return [s if isinstance(s, LayerSpec) else parse_spec(s, known) for s in layers]
 
 
+def check_option_names(verb: str, options: Iterable[str], settings: type) -> None:
+    """Refuse keyword options of a Python API verb that are not fields of its ``settings`` dataclass.
+
+    Raises:
+        OnnxDreamError: one line listing the unknown names and the valid ones.
+    """
+    valid = {f.name for f in fields(settings)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise OnnxDreamError(
+            f"unknown {verb} option(s): {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
+        )
+
+
+def api_dreamer(
+    model: ModelArg | Dreamer,
+    device: str,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    value_range: Sequence[float] | None,
+    channel_order: str | None,
+    *,
+    precision: str,
+    compile: bool,
+    layout: str | None,
+) -> tuple[Dreamer, ModelArg]:
+    """The dreamer a Python API verb runs on, and the model its default layers come from:
+    ``model`` itself (and ``None``) when it is a :class:`Dreamer`, else ``model`` opened with
+    these settings (and ``model``)."""
+    if isinstance(model, Dreamer):
+        return model, None
+    dreamer = open_dreamer(
+        model,
+        device,
+        mean,
+        std,
+        value_range,
+        channel_order,
+        precision=precision,
+        compile=compile,
+        layout=layout,
+    )
+    return dreamer, model
+
+
 def run(
     image: ImageArg,
     model: ModelArg | Dreamer = None,
@@ -64,26 +108,10 @@ def run(
     **options: object,
 ) -> tuple[Image.Image, DreamResult]:
     """Like :func:`dream`, and also return the :class:`DreamResult` (objective, time, checks)."""
-    unknown = sorted(set(options) - _OPTION_NAMES)
-    if unknown:
-        raise OnnxDreamError(
-            f"unknown dream option(s): {', '.join(unknown)}; valid: {', '.join(sorted(_OPTION_NAMES))}"
-        )
-    if isinstance(model, Dreamer):
-        dreamer, source = model, None
-    else:
-        dreamer = open_dreamer(
-            model,
-            device,
-            mean,
-            std,
-            value_range,
-            channels,
-            precision=precision,
-            compile=compile,
-            layout=layout,
-        )
-        source = model
+    check_option_names("dream", options, DreamOptions)
+    dreamer, source = api_dreamer(
+        model, device, mean, std, value_range, channels, precision=precision, compile=compile, layout=layout
+    )
     specs = layer_specs(dreamer, layers, source)
     if guide is not None:
         options["guide"] = as_array(guide)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from onnxdream.dream.activations import Activation, as_tensors
-from onnxdream.dream.api import ImageArg, as_array, layer_specs
+from onnxdream.dream.api import ImageArg, api_dreamer, as_array, check_option_names, layer_specs
 from onnxdream.dream.channels import channel_count, check_channels, parse_channels, top_channels
 from onnxdream.dream.checks import CheckSummary
 from onnxdream.dream.engine import Dreamer, check_step_options
@@ -28,10 +28,10 @@ from onnxdream.dream.octaves import MIN_FEATURE
 from onnxdream.dream.optim import Optimizer, take_step
 from onnxdream.dream.param import ImageParam
 from onnxdream.dream.progress import ProgressBar
-from onnxdream.dream.source import ModelArg, open_dreamer
+from onnxdream.dream.source import ModelArg
 from onnxdream.dream.tiling import compute_gradient
 from onnxdream.dream.transforms import Transforms
-from onnxdream.errors import MismatchError, OnnxDreamError, OptionError, first_line
+from onnxdream.errors import MismatchError, OptionError, first_line
 from onnxdream.inputs.images import to_pil
 
 
@@ -291,7 +291,6 @@ def visualize_batch(
     return images, result
 
 
-_OPTION_NAMES = {f.name for f in fields(VisualizeOptions)}
 GRID_BATCH = 16
 """A channel atlas grows at most this many images at once (memory stays bounded)."""
 
@@ -326,27 +325,19 @@ def run(
     **options: object,
 ) -> tuple[list[Image.Image], VisualizeResult]:
     """Like :func:`visualize`, and also return the :class:`VisualizeResult`."""
-    unknown = sorted(set(options) - _OPTION_NAMES)
-    if unknown:
-        raise OnnxDreamError(
-            f"unknown visualize option(s): {', '.join(unknown)}; valid: {', '.join(sorted(_OPTION_NAMES))}"
-        )
+    check_option_names("visualize", options, VisualizeOptions)
     settings = VisualizeOptions(**options)  # type: ignore[arg-type]
-    if isinstance(model, Dreamer):
-        dreamer, source = model, None
-    else:
-        dreamer = open_dreamer(
-            model,
-            device,
-            mean,
-            std,
-            value_range,
-            channel_order,
-            precision=precision,
-            compile=compile,
-            layout=layout,
-        )
-        source = model
+    dreamer, source = api_dreamer(
+        model,
+        device,
+        mean,
+        std,
+        value_range,
+        channel_order,
+        precision=precision,
+        compile=compile,
+        layout=layout,
+    )
     specs = layer_specs(dreamer, layers, source)
     dreamer.net.validate([s.layer for s in specs])
     if channels is None and top is None:

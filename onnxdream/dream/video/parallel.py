@@ -23,10 +23,16 @@ import numpy as np
 from onnxdream.dream.engine import DreamOptions
 from onnxdream.dream.objectives import LayerSpec
 from onnxdream.dream.video.coherence import Coherence
-from onnxdream.dream.video.decode import SourceFrame, VideoSource, open_source, select
-from onnxdream.dream.video.encode import FolderSink, VideoSink, is_folder_output
+from onnxdream.dream.video.decode import SourceFrame, open_source, select
 from onnxdream.dream.video.flow import FlowEstimator
-from onnxdream.dream.video.run import FrameDreamer, FrameReport, VideoSettings, VideoSummary, _summary
+from onnxdream.dream.video.run import (
+    FrameDreamer,
+    FrameReport,
+    VideoSettings,
+    VideoSummary,
+    open_sink,
+    summarize,
+)
 from onnxdream.dream.video.segments import Segment, crossfade, plan_segments
 from onnxdream.io import staged
 
@@ -148,30 +154,12 @@ def dream_video_parallel(
         finally:
             results.close()
         with staged() as staging:
-            audio_from = source.path if isinstance(source, VideoSource) else None
-            sink = (
-                FolderSink(out, staging)
-                if is_folder_output(out)
-                else VideoSink(out, info, staging, audio_from, crf=settings.crf, preset=settings.preset)
-            )
+            sink = open_sink(out, source, settings, staging)
             _encode(sink, Path(scratch), segments, stamps)
             end = None if settings.selection.end is None else _end(settings, stamps, float(1 / info.rate))
             sink.close(end)
-    copied = len(sink.audio.streams) if isinstance(sink, VideoSink) and sink.audio is not None else 0
-    return _summary(
-        out,
-        sink.codec,
-        info.width,
-        info.height,
-        float(info.rate),
-        copied,
-        settings,
-        options,
-        [reports[p] for p in sorted(reports)],
-        source.stats.skipped_packets,
-        list(source.stats.messages),
-        time.perf_counter() - began,
-    )
+    ordered = [reports[p] for p in sorted(reports)]
+    return summarize(out, sink, source, settings, options, ordered, time.perf_counter() - began)
 
 
 def _encode(sink: Any, scratch: Path, segments: list[Segment], stamps: list[tuple[int, float]]) -> None:

@@ -38,7 +38,7 @@ from onnxdream.dream.video.decode import (
 from onnxdream.dream.video.encode import FolderSink, VideoSink, is_folder_output
 from onnxdream.dream.video.flow import FlowEstimator, Motion, warping_error
 from onnxdream.dream.video.progress import FrameProgress
-from onnxdream.io import staged
+from onnxdream.io import Staging, staged
 from onnxdream.itemstore import content_key
 
 
@@ -199,13 +199,7 @@ def dream_video(
     reports: list[FrameReport] = []
     total = _expected_frames(info.frames, settings.selection)
     with staged() as staging:
-        folder = is_folder_output(out)
-        audio_from = source.path if isinstance(source, VideoSource) else None
-        sink = (
-            FolderSink(out, staging)
-            if folder
-            else VideoSink(out, info, staging, audio_from, crf=settings.crf, preset=settings.preset)
-        )
+        sink = open_sink(out, source, settings, staging)
         last_time = 0.0
         with FrameProgress(progress, total) as bar:
             frames = select(source.frames(), settings.selection)
@@ -220,26 +214,18 @@ def dream_video(
         end = _end_time(settings.selection, last_time, float(1 / info.rate))
         sink.close(end)
     checkpoints.remove()
-    warnings = list(source.stats.messages)
-    copied = len(sink.audio.streams) if isinstance(sink, VideoSink) and sink.audio is not None else 0
-    if isinstance(sink, VideoSink) and copied < info.audio_streams:
-        warnings.append(
-            f"{info.audio_streams - copied} audio stream(s) left out: {out.suffix} cannot hold them"
-        )
-    return _summary(
-        out,
-        sink.codec,
-        info.width,
-        info.height,
-        float(info.rate),
-        copied,
-        settings,
-        options,
-        reports,
-        source.stats.skipped_packets,
-        warnings,
-        time.perf_counter() - began,
-    )
+    return summarize(out, sink, source, settings, options, reports, time.perf_counter() - began)
+
+
+def open_sink(
+    out: Path, source: VideoSource | FolderSource, settings: VideoSettings, staging: Staging
+) -> FolderSink | VideoSink:
+    """Where the dreamed frames go: numbered PNGs in the folder ``out``, or the video ``out``
+    (encoded as ``settings`` say, with the audio of a video ``source`` copied)."""
+    if is_folder_output(out):
+        return FolderSink(out, staging)
+    audio_from = source.path if isinstance(source, VideoSource) else None
+    return VideoSink(out, source.info, staging, audio_from, crf=settings.crf, preset=settings.preset)
 
 
 def _expected_frames(frames: int | None, selection: Selection) -> int | None:
@@ -268,30 +254,34 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def _summary(
+def summarize(
     out: Path,
-    codec: str,
-    width: int,
-    height: int,
-    fps: float,
-    audio: int,
+    sink: FolderSink | VideoSink,
+    source: VideoSource | FolderSource,
     settings: VideoSettings,
     options: DreamOptions,
     reports: list[FrameReport],
-    skipped: int,
-    warnings: list[str],
     seconds: float,
 ) -> VideoSummary:
+    """The summary of a finished run: ``reports`` in frame order, the source's decoding warnings
+    and one for the audio streams the output's container could not hold."""
+    info = source.info
+    warnings = list(source.stats.messages)
+    copied = len(sink.audio.streams) if isinstance(sink, VideoSink) and sink.audio is not None else 0
+    if isinstance(sink, VideoSink) and copied < info.audio_streams:
+        warnings.append(
+            f"{info.audio_streams - copied} audio stream(s) left out: {out.suffix} cannot hold them"
+        )
     return VideoSummary(
         output=str(out),
         frames=len(reports),
         dreamed=sum(not r.resumed for r in reports),
         resumed=sum(r.resumed for r in reports),
         scene_cuts=sum(r.scene_cut for r in reports[1:]),
-        size=[width, height],
-        fps=round(fps, 6),
-        codec=codec,
-        audio_streams=audio,
+        size=[info.width, info.height],
+        fps=round(float(info.rate), 6),
+        codec=sink.codec,
+        audio_streams=copied,
         mode=settings.coherence.mode,
         seed=options.seed,
         seconds=round(seconds, 3),
@@ -299,6 +289,6 @@ def _summary(
         dream_seconds=round(sum(r.dream_seconds for r in reports if not r.resumed), 3),
         temporal_error=_mean(r.temporal_error for r in reports),
         objective_gain=_mean(r.objective_gain for r in reports),
-        skipped_packets=skipped,
+        skipped_packets=source.stats.skipped_packets,
         warnings=warnings,
     )
