@@ -78,6 +78,50 @@ def test_diversity_makes_a_batch_less_alike(dreamer):
     assert diverse.similarity < alike.similarity - 0.01
 
 
+def _passes(monkeypatch, pixels_per_pass: int) -> list[int]:
+    """Cap the CPU's pixels per pass; returns the batch size of every pass that then runs."""
+    import onnxdream.dream.visualize as visualize
+
+    sizes: list[int] = []
+    real = visualize.compute_gradient
+
+    def recording(evaluate, pixels, *args):
+        sizes.append(pixels.shape[0])
+        return real(evaluate, pixels, *args)
+
+    monkeypatch.setattr(visualize, "CPU_PIXELS_PER_PASS", pixels_per_pass)
+    monkeypatch.setattr(visualize, "compute_gradient", recording)
+    return sizes
+
+
+def test_a_batch_split_into_passes_grows_the_same_images(dreamer, monkeypatch):
+    """On the CPU a batch goes through the network a few images at a time; each image's objective
+    is its own, so the images and objectives are those of one pass over the whole batch."""
+    targets = [[parse_spec(f"block2.0:{c}")] for c in range(5)]
+    options = VisualizeOptions(steps=6, **QUICK)
+    import onnxdream.dream.visualize as visualize
+
+    sizes = _passes(monkeypatch, 10**9)
+    one_pass, expected = visualize_batch(dreamer, targets, options)
+    assert sizes == [5] * 6
+    side = QUICK["size"] + 2 * options.pad
+    monkeypatch.setattr(visualize, "CPU_PIXELS_PER_PASS", 2 * side * side)
+    sizes.clear()
+    images, found = visualize_batch(dreamer, targets, options)
+    assert sizes == [2, 2, 1] * 6
+    np.testing.assert_allclose(found.objectives, expected.objectives, rtol=1e-4, atol=1e-6)
+    for a, b in zip(images, one_pass, strict=True):
+        assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1
+
+
+def test_diversity_keeps_the_batch_in_one_pass(dreamer, monkeypatch):
+    """The diversity term compares the images with each other: its batch is never split."""
+    sizes = _passes(monkeypatch, 1)
+    targets = [[parse_spec("block2.0:3")]] * 3
+    visualize_batch(dreamer, targets, VisualizeOptions(steps=2, diversity=1.0, **QUICK))
+    assert sizes == [3, 3]
+
+
 def test_gram_similarity_of_identical_and_different_images():
     x = np.random.default_rng(0).standard_normal((1, 4, 5, 5)).astype(np.float32)
     import torch
