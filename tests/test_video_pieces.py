@@ -1,7 +1,9 @@
-"""A video dreamed in pieces: the plan, the crossfade, and the frames against the sequential run."""
+"""A video dreamed in pieces: the plan, the crossfade, the frames against the sequential run, resuming."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ pytest.importorskip("cv2")
 from PIL import Image
 
 from onnxdream.dream import DreamOptions, open_dreamer, parse_spec
+from onnxdream.dream.video.checkpoint import checkpoint_folder
 from onnxdream.dream.video.flow import FlowEstimator, warping_error
 from onnxdream.dream.video.parallel import Pieces, dream_video_parallel
 from onnxdream.dream.video.run import VideoSettings, dream_video
@@ -100,3 +103,122 @@ def test_the_summary_is_the_sequential_runs_audio_warning_included(dreamer, tmp_
         k: v for k, v in sequential.as_json().items() if k not in timed
     }
     assert pieces.warnings == ["1 audio stream(s) left out: .webm cannot hold them"]
+
+
+class _Counting(InProcessExecutor):
+    """Runs pieces here and records each one's first frame; raises ``KeyboardInterrupt`` (as Ctrl-C
+    would) instead of handing over a result once ``stop_after`` results have been handed over."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        super().__init__()
+        self.stop_after = stop_after
+        self.ran: list[int] = []
+
+    def map_unordered(self, job, items):
+        for item, result in super().map_unordered(job, items):
+            self.ran.append(item[1][0].index)
+            if self.stop_after is not None and len(self.ran) > self.stop_after:
+                raise KeyboardInterrupt
+            yield item, result
+
+
+SPECS = [parse_spec("block2", lambda _n: True)]
+THIRDS = Pieces(seconds=4 / 12, overlap=1)  # 12 frames at 12 fps: pieces [0, 4), [3, 8), [7, 12)
+
+
+@pytest.fixture(scope="module")
+def pan(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("pan") / "pan.mp4", panning_frames(12), audio=False)
+
+
+@pytest.fixture(scope="module")
+def whole(dreamer, pan, tmp_path_factory) -> list[np.ndarray]:
+    """The frames of an uninterrupted run in thirds."""
+    out = tmp_path_factory.mktemp("whole") / "frames"
+    executor = _Counting()
+    dream_video_parallel(dreamer, SPECS, OPTIONS, pan, out, VideoSettings(), executor, None, THIRDS)
+    assert executor.ran == [0, 3, 7]
+    return _frames(out)
+
+
+def _interrupted(dreamer, clip: Path, out: Path, stop_after: int) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        executor = _Counting(stop_after)
+        dream_video_parallel(dreamer, SPECS, OPTIONS, clip, out, VideoSettings(), executor, None, THIRDS)
+    assert not out.exists()
+
+
+def _stored(out: Path) -> tuple[int, int]:
+    """How many pieces (reports) and frames are checkpointed for ``out``."""
+    folder = checkpoint_folder(out)
+    return len(list(folder.rglob("*.json"))), len(list(folder.rglob("*.png")))
+
+
+def test_an_interrupted_run_resumes_dreaming_only_the_missing_pieces(dreamer, pan, whole, tmp_path):
+    out = tmp_path / "frames"
+    _interrupted(dreamer, pan, out, stop_after=2)
+    assert _stored(out) == (2, 4 + 5)  # the two finished pieces, every frame of each
+    rerun = _Counting()
+    summary = dream_video_parallel(dreamer, SPECS, OPTIONS, pan, out, VideoSettings(), rerun, None, THIRDS)
+    assert rerun.ran == [7]
+    assert (summary.frames, summary.resumed, summary.dreamed) == (12, 8, 4)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), whole, strict=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # checkpoints removed, no temp files
+
+
+@pytest.mark.parametrize(
+    ("options", "pieces", "ran"),
+    [
+        pytest.param(replace(OPTIONS, steps=2), THIRDS, [0, 3, 7], id="steps"),
+        pytest.param(OPTIONS, Pieces(seconds=4 / 12, overlap=2), [0, 2, 6], id="piece-overlap"),
+    ],
+)
+def test_pieces_of_other_settings_are_not_reused(dreamer, pan, tmp_path, options, pieces, ran):
+    out = tmp_path / "frames"
+    _interrupted(dreamer, pan, out, stop_after=2)  # piece [0, 4) is stored, as the changed runs have it
+    rerun = _Counting()
+    summary = dream_video_parallel(dreamer, SPECS, options, pan, out, VideoSettings(), rerun, None, pieces)
+    assert rerun.ran == ran and summary.resumed == 0
+    assert not checkpoint_folder(out).exists()
+
+
+def _truncate_a_frame(folder: Path) -> None:
+    frame = sorted(folder.rglob("*.png"))[0]
+    frame.write_bytes(frame.read_bytes()[:100])
+
+
+def _garble_a_report(folder: Path) -> None:
+    sorted(folder.rglob("*.json"))[0].write_text('[{"index": 0}]')
+
+
+def _shorten_a_report(folder: Path) -> None:
+    report = sorted(folder.rglob("*.json"))[0]
+    report.write_text(json.dumps(json.loads(report.read_text())[:-1]))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_truncate_a_frame, _garble_a_report, _shorten_a_report],
+    ids=["truncated-frame", "garbled-report", "short-report"],
+)
+def test_a_damaged_stored_piece_is_dreamed_again(dreamer, pan, whole, tmp_path, damage):
+    out = tmp_path / "frames"
+    _interrupted(dreamer, pan, out, stop_after=2)
+    damage(checkpoint_folder(out))
+    rerun = _Counting()
+    summary = dream_video_parallel(dreamer, SPECS, OPTIONS, pan, out, VideoSettings(), rerun, None, THIRDS)
+    assert len(rerun.ran) == 2 and rerun.ran[-1] == 7  # the damaged piece and the missing one
+    assert summary.resumed == 4  # the other stored piece's own frames: [0, 4) or [4, 8)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), whole, strict=True))
+
+
+def test_packets_skipped_while_decoding_are_reported_as_the_sequential_run_does(dreamer, tmp_path):
+    clip = write_clip(
+        tmp_path / "damaged.mkv", panning_frames(12), audio=False, codec="mjpeg", blank_packet=5
+    )
+    sequential = dream_video(dreamer, SPECS, OPTIONS, clip, tmp_path / "seq", VideoSettings())
+    pieces = dream_video_parallel(
+        dreamer, SPECS, OPTIONS, clip, tmp_path / "par", VideoSettings(), InProcessExecutor(), None, THIRDS
+    )
+    assert (sequential.skipped_packets, sequential.frames, pieces.frames) == (1, 11, 11)
+    assert (pieces.skipped_packets, pieces.warnings) == (sequential.skipped_packets, sequential.warnings)

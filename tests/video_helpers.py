@@ -28,24 +28,31 @@ def write_clip(
     rotation: int | None = None,
     codec: str = "libx264",
     pts: list[int] | None = None,
+    blank_packet: int | None = None,
 ) -> Path:
-    """Write ``frames`` (and a 440 Hz AAC tone as long as the video) to ``path``."""
+    """Write ``frames`` (and a 440 Hz AAC tone as long as the video) to ``path``.
+
+    ``blank_packet``: the video packet of that number goes out with its bytes zeroed, which the
+    decoder rejects (with ``codec="mjpeg"``, whose every packet is a whole picture).
+    """
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.width, video.height = width, height
+        video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         video.time_base = Fraction(1, rate * 10)
         if rotation is not None:
             video.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=16000) if audio else None
+        packets: list[av.Packet] = []
         for i, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts = pts[i] if pts is not None else i * 10
             frame.time_base = video.time_base
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+            packets += video.encode(frame)
+        packets += video.encode()
+        for number, packet in enumerate(packets):
+            container.mux(_blanked(packet) if number == blank_packet else packet)
         if sound is not None:
             samples = int(16000 * len(frames) / rate)
             tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16000)).astype(np.float32)
@@ -59,6 +66,17 @@ def write_clip(
             for packet in sound.encode():
                 container.mux(packet)
     return path
+
+
+def _blanked(packet: av.Packet) -> av.Packet:
+    blank = av.Packet(bytes(packet.size))
+    blank.pts, blank.dts, blank.stream, blank.time_base = (
+        packet.pts,
+        packet.dts,
+        packet.stream,
+        packet.time_base,
+    )
+    return blank
 
 
 def read_frames(path: Path) -> list[np.ndarray]:

@@ -99,7 +99,16 @@ def run_video(
                 f"--piece-seconds must be > 0 and --piece-overlap >= 0, got {seconds}, {overlap}"
             )
         summary = dream_video_parallel(
-            dreamer, specs, options, image, out, settings, executor, recipe, Pieces(seconds, overlap)
+            dreamer,
+            specs,
+            options,
+            image,
+            out,
+            settings,
+            executor,
+            recipe,
+            Pieces(seconds, overlap),
+            model_files=model_files,
         )
     else:
         summary = dream_video(

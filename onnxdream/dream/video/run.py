@@ -166,7 +166,8 @@ def frame_settings(
     }
 
 
-def _source_files(source: VideoSource | FolderSource) -> list[Path]:
+def source_files(source: VideoSource | FolderSource) -> list[Path]:
+    """The files a run reads from ``source`` (part of the checkpoint key)."""
     return list(source.files) if isinstance(source, FolderSource) else [source.path]
 
 
@@ -193,7 +194,7 @@ def dream_video(
     info = source.info
     out = Path(out)
     dreamer.net.validate([s.layer for s in specs])
-    key = run_key([*_source_files(source), *model_files], frame_settings(dreamer, specs, options, settings))
+    key = run_key([*source_files(source), *model_files], frame_settings(dreamer, specs, options, settings))
     checkpoints = FrameCheckpoints(checkpoint_folder(out), key)
     frame_dreamer = FrameDreamer(dreamer, specs, options, settings.coherence, checkpoints)
     reports: list[FrameReport] = []
