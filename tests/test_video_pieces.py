@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -164,6 +165,36 @@ def test_an_interrupted_run_resumes_dreaming_only_the_missing_pieces(dreamer, pa
     assert (summary.frames, summary.resumed, summary.dreamed) == (12, 8, 4)
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out), whole, strict=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # checkpoints removed, no temp files
+
+
+class _Bars:
+    """Stands in for FrameProgress: records each bar's label, total and the seconds it was given."""
+
+    def __init__(self) -> None:
+        self.bars: list[tuple[str, int | None, list[float]]] = []
+
+    def __call__(self, enabled: bool, total: int | None, label: str = "frame"):
+        assert enabled
+        ticks: list[float] = []
+        self.bars.append((label, total, ticks))
+        return contextlib.nullcontext(ticks.append)
+
+
+def test_progress_counts_the_scan_then_every_frame_resumed_or_dreamed(dreamer, pan, tmp_path, monkeypatch):
+    import onnxdream.dream.video.parallel as parallel
+
+    out = tmp_path / "frames"
+    _interrupted(dreamer, pan, out, stop_after=2)
+    bars = _Bars()
+    monkeypatch.setattr(parallel, "FrameProgress", bars)
+    dream_video_parallel(
+        dreamer, SPECS, OPTIONS, pan, out, VideoSettings(), _Counting(), None, THIRDS, progress=True
+    )
+    (scan, scan_total, scan_ticks), (frame, frame_total, frame_ticks) = bars.bars
+    assert (scan, scan_total, len(scan_ticks)) == ("scan", 12, 12)
+    assert (frame, frame_total, len(frame_ticks)) == ("frame", 12, 12)
+    assert frame_ticks[:8] == [0.0] * 8, "the resumed pieces' frames count at once"
+    assert all(t > 0 for t in frame_ticks[8:]), "the dreamed piece's frames share its wall time"
 
 
 @pytest.mark.parametrize(

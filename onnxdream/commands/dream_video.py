@@ -109,6 +109,7 @@ def run_video(
             recipe,
             Pieces(seconds, overlap),
             model_files=model_files,
+            progress=options.progress,
         )
     else:
         summary = dream_video(

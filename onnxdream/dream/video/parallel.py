@@ -30,11 +30,13 @@ from onnxdream.dream.video.checkpoint import PieceCheckpoints, checkpoint_folder
 from onnxdream.dream.video.coherence import Coherence
 from onnxdream.dream.video.decode import FolderSource, SourceFrame, VideoSource, open_source, select
 from onnxdream.dream.video.flow import FlowEstimator
+from onnxdream.dream.video.progress import FrameProgress
 from onnxdream.dream.video.run import (
     FrameDreamer,
     FrameReport,
     VideoSettings,
     VideoSummary,
+    expected_frames,
     frame_settings,
     open_sink,
     source_files,
@@ -99,18 +101,22 @@ class _Scan:
     shape: tuple[int, ...]
 
 
-def _scan(source: VideoSource | FolderSource, settings: VideoSettings) -> _Scan:
+def _scan(source: VideoSource | FolderSource, settings: VideoSettings, progress: bool) -> _Scan:
     """Pass 1: decode the selected frames once (``source.stats`` counts what decoding skipped)."""
     flow = FlowEstimator()
     scan = _Scan([], [], ())
     previous: np.ndarray | None = None
-    for position, frame in enumerate(select(source.frames(), settings.selection)):
-        motion = flow.motion(previous, frame.image) if previous is not None else None
-        if position > 0 and settings.coherence.is_cut(motion):
-            scan.cuts.append(position)
-        scan.stamps.append((frame.pts, frame.time))
-        scan.shape = frame.image.shape
-        previous = frame.image
+    total = expected_frames(source.info.frames, settings.selection)
+    with FrameProgress(progress, total, "scan") as bar:
+        for position, frame in enumerate(select(source.frames(), settings.selection)):
+            began = time.perf_counter()
+            motion = flow.motion(previous, frame.image) if previous is not None else None
+            if position > 0 and settings.coherence.is_cut(motion):
+                scan.cuts.append(position)
+            scan.stamps.append((frame.pts, frame.time))
+            scan.shape = frame.image.shape
+            previous = frame.image
+            bar(time.perf_counter() - began)
     return scan
 
 
@@ -146,10 +152,12 @@ def dream_video_parallel(
     pieces: Pieces = Pieces(),
     *,
     model_files: Sequence[Path] = (),
+    progress: bool = False,
 ) -> VideoSummary:
     """Dream ``source_path`` into ``out`` as :func:`~onnxdream.dream.video.run.dream_video` does, in
     pieces on ``executor`` (split at scene cuts, and every ``pieces.seconds`` within a shot),
-    reusing the pieces an interrupted run of the same command checkpointed.
+    reusing the pieces an interrupted run of the same command checkpointed. ``progress``: a bar
+    with ETA on stderr over the scan, then over the frames as their pieces come back.
 
     Raises:
         OnnxDreamError: as :func:`~onnxdream.dream.video.run.dream_video`.
@@ -160,7 +168,7 @@ def dream_video_parallel(
     source = open_source(source_path)
     info = source.info
     key = run_key([*source_files(source), *model_files], frame_settings(dreamer, specs, options, settings))
-    scan = _scan(source, settings)
+    scan = _scan(source, settings, progress)
     chunk = max(pieces.overlap + 1, round(pieces.seconds * float(info.rate) / settings.selection.every))
     segments = plan_segments(len(scan.stamps), scan.cuts, chunk, pieces.overlap)
     # A piece's frames depend only on its bounds; the plan is in the key too, so that pieces of a
@@ -177,16 +185,26 @@ def dream_video_parallel(
             todo.add(number)
         else:
             _keep(reports, segment, stored)
-    if todo:
-        job = SegmentJob(recipe, specs, options, settings.coherence, None if recipe is not None else dreamer)
-        results = executor.map_unordered(job, _pieces(source_path, settings, segments, todo))
-        try:
-            for _item, (number, dreamed) in results:
-                frames = [pixels for pixels, _report in dreamed]
-                store.save(names[number], frames, [asdict(report) for _pixels, report in dreamed])
-                _keep(reports, segments[number], [report for _pixels, report in dreamed])
-        finally:
-            results.close()
+    with FrameProgress(progress, len(scan.stamps)) as bar:
+        for _ in reports:
+            bar(0.0)
+        if todo:
+            job = SegmentJob(
+                recipe, specs, options, settings.coherence, None if recipe is not None else dreamer
+            )
+            results = executor.map_unordered(job, _pieces(source_path, settings, segments, todo))
+            last = time.perf_counter()
+            try:
+                for _item, (number, dreamed) in results:
+                    frames = [pixels for pixels, _report in dreamed]
+                    store.save(names[number], frames, [asdict(report) for _pixels, report in dreamed])
+                    new = _keep(reports, segments[number], [report for _pixels, report in dreamed])
+                    now = time.perf_counter()
+                    for _ in range(new):  # the wall time since the last piece, over its frames
+                        bar((now - last) / new)
+                    last = now
+            finally:
+                results.close()
     with staged() as staging:
         sink = open_sink(out, source, settings, staging)
         _encode(sink, store, names, segments, scan)
@@ -210,10 +228,12 @@ def _stored_reports(
         return None
 
 
-def _keep(reports: dict[int, FrameReport], segment: Segment, piece: list[FrameReport]) -> None:
-    """File a piece's reports by position; its lead frames are reported by the previous piece."""
+def _keep(reports: dict[int, FrameReport], segment: Segment, piece: list[FrameReport]) -> int:
+    """File a piece's reports by position (its lead frames are reported by the previous piece);
+    returns how many it filed."""
     for offset, report in enumerate(piece[segment.lead :], start=segment.lead):
         reports[segment.start + offset] = report
+    return len(piece) - segment.lead
 
 
 def _encode(

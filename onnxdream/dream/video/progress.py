@@ -9,10 +9,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class FrameProgress:
-    """``with FrameProgress(enabled, total) as bar: bar(seconds)`` once per finished frame."""
+    """``with FrameProgress(enabled, total) as bar: bar(seconds)`` once per finished frame;
+    ``label`` names the pass (``scan`` for the pieces run's first pass)."""
 
-    def __init__(self, enabled: bool, total: int | None) -> None:
-        self.enabled, self.total = enabled, total
+    def __init__(self, enabled: bool, total: int | None, label: str = "frame") -> None:
+        self.enabled, self.total, self.label = enabled, total, label
         self._bar: Progress | None = None
         self._seconds = 0.0
         self._frames = 0
@@ -20,7 +21,7 @@ class FrameProgress:
     def __enter__(self) -> Callable[[float], None]:
         if self.enabled:
             self._bar = Progress(
-                TextColumn("frame"),
+                TextColumn(self.label),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[fps]} frames/s"),

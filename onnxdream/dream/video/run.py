@@ -198,7 +198,7 @@ def dream_video(
     checkpoints = FrameCheckpoints(checkpoint_folder(out), key)
     frame_dreamer = FrameDreamer(dreamer, specs, options, settings.coherence, checkpoints)
     reports: list[FrameReport] = []
-    total = _expected_frames(info.frames, settings.selection)
+    total = expected_frames(info.frames, settings.selection)
     with staged() as staging:
         sink = open_sink(out, source, settings, staging)
         last_time = 0.0
@@ -229,7 +229,7 @@ def open_sink(
     return VideoSink(out, source.info, staging, audio_from, crf=settings.crf, preset=settings.preset)
 
 
-def _expected_frames(frames: int | None, selection: Selection) -> int | None:
+def expected_frames(frames: int | None, selection: Selection) -> int | None:
     if frames is None or (selection.start is not None and selection.start.frame is None):
         return None
     first = selection.start.frame if selection.start is not None and selection.start.frame else 0
