@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -59,35 +60,13 @@ def check_option_names(verb: str, options: Iterable[str], settings: type) -> Non
         )
 
 
-def api_dreamer(
-    model: ModelArg | Dreamer,
-    device: str,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    value_range: Sequence[float] | None,
-    channel_order: str | None,
-    *,
-    precision: str,
-    compile: bool,
-    layout: str | None,
-) -> tuple[Dreamer, ModelArg]:
+def api_dreamer(model: ModelArg | Dreamer, **settings: Any) -> tuple[Dreamer, ModelArg]:
     """The dreamer a Python API verb runs on, and the model its default layers come from:
-    ``model`` itself (and ``None``) when it is a :class:`Dreamer`, else ``model`` opened with
-    these settings (and ``model``)."""
+    ``model`` itself (and ``None``) when it is a :class:`Dreamer`, else ``model`` opened by
+    :func:`~onnxdream.dream.source.open_dreamer` with ``settings`` (and ``model``)."""
     if isinstance(model, Dreamer):
         return model, None
-    dreamer = open_dreamer(
-        model,
-        device,
-        mean,
-        std,
-        value_range,
-        channel_order,
-        precision=precision,
-        compile=compile,
-        layout=layout,
-    )
-    return dreamer, model
+    return open_dreamer(model, **settings), model
 
 
 def run(
@@ -110,7 +89,15 @@ def run(
     """Like :func:`dream`, and also return the :class:`DreamResult` (objective, time, checks)."""
     check_option_names("dream", options, DreamOptions)
     dreamer, source = api_dreamer(
-        model, device, mean, std, value_range, channels, precision=precision, compile=compile, layout=layout
+        model,
+        device=device,
+        mean=mean,
+        std=std,
+        value_range=value_range,
+        channels=channels,
+        precision=precision,
+        compile=compile,
+        layout=layout,
     )
     specs = layer_specs(dreamer, layers, source)
     if guide is not None:

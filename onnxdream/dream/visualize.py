@@ -365,11 +365,11 @@ def run(
     settings = VisualizeOptions(**options)  # type: ignore[arg-type]
     dreamer, source = api_dreamer(
         model,
-        device,
-        mean,
-        std,
-        value_range,
-        channel_order,
+        device=device,
+        mean=mean,
+        std=std,
+        value_range=value_range,
+        channels=channel_order,
         precision=precision,
         compile=compile,
         layout=layout,
