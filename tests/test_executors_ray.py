@@ -174,6 +174,34 @@ def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_only_finished_outputs
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids), "workers still running after Ctrl-C"
 
 
+def test_sigterm_on_a_ray_driver_unwinds_like_ctrl_c(cluster, photos, tmp_path):
+    """ray.init installs its own SIGTERM handler (exit 1, nothing said): the command keeps its own,
+    so a SIGTERM on the driver says so, exits 128 + 15 and leaves only finished outputs."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    slow = [arg if arg != "3" else "400" for arg in FAST]  # --steps 400: still dreaming when killed
+    args = ["dream", str(photos / "in"), str(out), "--model", str(photos / "tiny.onnx"), *slow]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "onnxdream", *args, "--ray", cluster, "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(out.glob("*.png"))) and time.monotonic() < deadline:
+        assert driver.poll() is None, driver.communicate()[1]
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted by SIGTERM" in stderr
+    written = [p.name for p in out.iterdir()]
+    assert 1 <= len(written) < 5 and all(name.endswith(".png") for name in written)
+
+
 def test_video_on_ray_split_at_a_scene_cut_writes_the_sequential_frames(cluster, photos, tmp_path):
     pytest.importorskip("av")
     pytest.importorskip("cv2")

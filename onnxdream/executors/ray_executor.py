@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -73,10 +74,28 @@ def connect(address: str) -> None:
     _reachable(address)
     if ray.is_initialized():
         return
+    # ray.init installs its own SIGTERM handler (exit 1, no cleanup): keep the process's, so that a
+    # SIGTERM still unwinds the command, removes its unfinished outputs and exits 143.
+    handler = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError... for a bad address
         raise OnnxDreamError(f"--ray {address}: cannot join a Ray cluster ({first_line(exc)})") from None
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _signals_as_raised() -> Iterator[None]:
+    """A signal handler's exception (SIGTERM unwinding the command) raised while Ray's C++ code
+    checks signals comes back wrapped in a SystemError: raise the original instead."""
+    try:
+        yield
+    except SystemError as exc:
+        if isinstance(exc.__cause__, BaseException) and not isinstance(exc.__cause__, Exception):
+            raise exc.__cause__ from None
+        raise
 
 
 def cluster_gpus() -> float:
@@ -141,12 +160,14 @@ class RayExecutor:
                         load[index] += 1
                 if not running:
                     break
-                done, _ = ray.wait(list(running), num_returns=1)
+                with _signals_as_raised():
+                    done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     item, index = running.pop(ref)
                     load[index] -= 1
                     try:
-                        result = ray.get(ref)
+                        with _signals_as_raised():
+                            result = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
                         raise (exc.cause if isinstance(exc.cause, BaseException) else exc) from None
                     except ray.exceptions.RayActorError as exc:
