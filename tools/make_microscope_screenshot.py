@@ -73,7 +73,9 @@ def main() -> None:
         if watch.problems():
             raise SystemExit(f"the page had problems: {watch.problems()}")
         Image.open(shot).convert("RGB").save(args.out, "JPEG", quality=82, optimize=True)
-    print(f"{args.out.relative_to(ROOT)}: {args.out.stat().st_size // 1024} KB")
+    out = args.out.resolve()
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    print(f"{shown}: {out.stat().st_size // 1024} KB")
 
 
 if __name__ == "__main__":
